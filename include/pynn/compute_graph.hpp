@@ -1,0 +1,52 @@
+// ComputeGraph: compiles the DAG behind some tensors into a Plan (or takes it from the plan cache)
+// and runs it. Tensor::values() and Tensor::backward() use one internally; build one yourself to
+// evaluate several tensors in one pass or to look at the schedule.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pynn/tensor.hpp"
+
+namespace pynn {
+
+namespace compiler {
+struct CompiledPlan;
+}
+
+class ComputeGraph {
+public:
+    // Compiles the graph that computes `outputs`.
+    explicit ComputeGraph(std::vector<Tensor> outputs);
+    // Compiles `loss`'s forward and backward: running it stores loss's value and adds gradients
+    // into every leaf that requires grad. `seed` is d(result)/d(loss); undefined means ones
+    // (then loss must have one element).
+    static ComputeGraph backward(const Tensor& loss, const Tensor& seed = Tensor());
+
+    // Binds the leaves' current data, runs every kernel, and keeps the outputs' values on them.
+    void run();
+
+    std::size_t num_kernels() const;
+    bool cache_hit() const { return m_cache_hit; } // the plan came from the plan cache
+    std::string to_string() const;                // the schedule: kernels and buffers
+    const std::vector<Tensor>& outputs() const { return m_outputs; }
+
+private:
+    ComputeGraph() = default;
+    std::vector<Tensor> m_outputs;
+    std::vector<std::shared_ptr<Node>> m_leaves;
+    std::shared_ptr<compiler::CompiledPlan> m_plan;
+    bool m_cache_hit = false;
+};
+
+struct PlanCacheStats {
+    std::size_t hits = 0;   // compile requests served from the cache
+    std::size_t misses = 0; // compile requests that built a new plan
+    std::size_t entries = 0;
+};
+PlanCacheStats plan_cache_stats();
+void clear_plan_cache();
+
+} // namespace pynn

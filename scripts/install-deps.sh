@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs pynn's build dependencies from Debian's archive, only what is missing (idempotent).
+# Usage: scripts/install-deps.sh [--with-data] [--with-torch]
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config libxtensor-dev libxsimd-dev xtl-dev libxtensor-blas-dev
+          libopenblas-dev catch2 libbenchmark-dev zlib1g-dev nlohmann-json3-dev)
+for arg in "$@"; do
+    case "$arg" in
+        --with-data) packages+=(dataset-fashion-mnist) ;;
+        --with-torch) packages+=(libtorch-dev) ;;
+        *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "install-deps.sh: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,57 @@
+// The autodiff pass. Gradient contributions from several users of a node are summed with add
+// nodes; the new nodes are built under NoGradGuard (pynn does first-order gradients only).
+#include "compiler/autodiff.hpp"
+
+#include "ops/builder.hpp"
+#include "pynn/math.hpp"
+
+namespace pynn::compiler {
+
+std::unordered_map<Node*, Tensor> autodiff(const Tensor& loss, const Tensor& seed,
+                                           const std::vector<Node*>& order) {
+    NoGradGuard no_grad;
+    std::unordered_map<Node*, Tensor> grads;
+    grads[loss.node().get()] = seed;
+    std::unordered_map<Node*, Tensor> leaf_grads;
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+        Node* node = *it;
+        auto found = grads.find(node);
+        if (found == grads.end() || !node->requires_grad) {
+            continue;
+        }
+        Tensor grad_out = found->second;
+        grads.erase(found);
+        if (node->is_leaf()) {
+            leaf_grads[node] = grad_out;
+            continue;
+        }
+        std::vector<Tensor> inputs;
+        inputs.reserve(node->inputs.size());
+        for (const NodePtr& in : node->inputs) {
+            inputs.emplace_back(in);
+        }
+        Tensor output(node->shared_from_this());
+        GradArgs args{inputs, output, grad_out};
+        std::vector<Tensor> input_grads =
+            std::visit([&](const auto& op) { return op.backward(args); }, node->op);
+        PYNN_ASSERT(input_grads.size() == inputs.size(), op_name(node->op), " backward returned ",
+                    input_grads.size(), " gradients for ", inputs.size(), " inputs");
+        for (std::size_t i = 0; i < inputs.size(); ++i) {
+            Node* in = node->inputs[i].get();
+            const Tensor& g = input_grads[i];
+            if (!in->requires_grad || !g.defined()) {
+                continue;
+            }
+            PYNN_ASSERT(g.shape() == in->shape, op_name(node->op), " backward gave input ", i,
+                        " a gradient of shape ", to_string(g.shape()), " for an input of shape ",
+                        to_string(in->shape));
+            auto [slot, inserted] = grads.try_emplace(in, g);
+            if (!inserted) {
+                slot->second = slot->second + g;
+            }
+        }
+    }
+    return leaf_grads;
+}
+
+} // namespace pynn::compiler

@@ -1,0 +1,166 @@
+// The compile driver and the plan cache. A training loop rebuilds the same DAG every step, so
+// the compiled plan is keyed by the DAG's structure: ops with attributes, shapes, dtypes, grad
+// flags, how nodes connect and where each leaf sits. Leaf data is not part of the key; it is
+// bound at run time.
+#include "compiler/compile.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "compiler/autodiff.hpp"
+#include "ops/builder.hpp"
+
+namespace pynn::compiler {
+
+namespace {
+
+struct Cache {
+    std::mutex mutex;
+    std::unordered_map<std::string, std::shared_ptr<CompiledPlan>> plans;
+    CacheStats stats;
+};
+Cache& cache() {
+    static Cache c;
+    return c;
+}
+
+template <class T>
+void append(std::string& key, const T& value) {
+    key.append(reinterpret_cast<const char*>(&value), sizeof(T));
+}
+
+std::string structural_key(const Request& request, const std::vector<Node*>& order) {
+    std::unordered_map<const Node*, std::uint32_t> position;
+    std::string key;
+    key.reserve(order.size() * 48);
+    for (std::uint32_t i = 0; i < order.size(); ++i) {
+        const Node* n = order[i];
+        position[n] = i;
+        append(key, static_cast<std::uint8_t>(n->op.index()));
+        append(key, static_cast<std::uint8_t>(n->dtype));
+        append(key, static_cast<std::uint8_t>(n->requires_grad));
+        append(key, static_cast<std::uint32_t>(n->shape.size()));
+        for (std::size_t d : n->shape) {
+            append(key, static_cast<std::uint64_t>(d));
+        }
+        std::string attrs = op_attributes(n->op);
+        append(key, static_cast<std::uint32_t>(attrs.size()));
+        key += attrs;
+        append(key, static_cast<std::uint32_t>(n->inputs.size()));
+        for (const NodePtr& in : n->inputs) {
+            append(key, position.at(in.get()));
+        }
+    }
+    key += request.backward ? 'B' : 'F';
+    for (const NodePtr& out : request.outputs) {
+        append(key, position.at(out.get()));
+    }
+    if (request.seed) {
+        append(key, position.at(request.seed.get()));
+    }
+    return key;
+}
+
+Plan build_plan(const Request& request, const std::vector<Node*>& order,
+                const std::vector<Node*>& leaves) {
+    std::vector<Node*> roots;
+    for (const NodePtr& out : request.outputs) {
+        roots.push_back(out.get());
+    }
+    std::unordered_map<Node*, std::size_t> leaf_index;
+    for (std::size_t i = 0; i < leaves.size(); ++i) {
+        leaf_index[leaves[i]] = i;
+    }
+    std::vector<std::pair<Node*, Tensor>> grads;
+    if (request.backward) {
+        Tensor loss(request.outputs.front());
+        Tensor seed;
+        if (request.seed) {
+            seed = Tensor(request.seed);
+        } else {
+            NoGradGuard no_grad;
+            seed = Tensor::ones(loss.shape(), loss.dtype());
+        }
+        for (auto& [leaf, grad] : autodiff(loss, seed, order)) {
+            grads.emplace_back(leaf, grad);
+        }
+        // Leaf order, so the schedule does not depend on hash-map iteration order.
+        std::sort(grads.begin(), grads.end(), [&](const auto& x, const auto& y) {
+            return leaf_index.at(x.first) < leaf_index.at(y.first);
+        });
+        for (const auto& [leaf, grad] : grads) {
+            roots.push_back(grad.node().get());
+        }
+    }
+    Plan plan = lower(roots, leaves);
+    // lower() numbers buffers in its own order; find the outputs' and gradients' buffers again.
+    std::unordered_map<Node*, std::size_t> buffer_of;
+    {
+        std::size_t id = 0;
+        for (Node* n : topological_order(roots)) {
+            buffer_of[n] = id++;
+        }
+    }
+    for (const NodePtr& out : request.outputs) {
+        plan.outputs.push_back(buffer_of.at(out.get()));
+    }
+    for (const auto& [leaf, grad] : grads) {
+        plan.grads.emplace_back(leaf_index.at(leaf), buffer_of.at(grad.node().get()));
+    }
+    return plan;
+}
+
+} // namespace
+
+Compiled compile(const Request& request) {
+    PYNN_ASSERT(!request.outputs.empty(), "compile: no outputs requested");
+    std::vector<Node*> roots;
+    for (const NodePtr& out : request.outputs) {
+        roots.push_back(out.get());
+    }
+    if (request.seed) {
+        roots.push_back(request.seed.get());
+    }
+    std::vector<Node*> order = topological_order(roots);
+    Compiled result;
+    for (Node* n : order) {
+        if (n->is_leaf()) {
+            result.leaves.push_back(n);
+        }
+    }
+    std::string key = structural_key(request, order);
+    Cache& c = cache();
+    {
+        std::lock_guard<std::mutex> lock(c.mutex);
+        auto it = c.plans.find(key);
+        if (it != c.plans.end()) {
+            ++c.stats.hits;
+            result.entry = it->second;
+            result.cache_hit = true;
+            return result;
+        }
+    }
+    auto entry = std::make_shared<CompiledPlan>();
+    entry->plan = build_plan(request, order, result.leaves);
+    {
+        std::lock_guard<std::mutex> lock(c.mutex);
+        ++c.stats.misses;
+        c.plans.emplace(std::move(key), entry);
+        c.stats.entries = c.plans.size();
+    }
+    result.entry = std::move(entry);
+    return result;
+}
+
+CacheStats cache_stats() {
+    std::lock_guard<std::mutex> lock(cache().mutex);
+    return cache().stats;
+}
+
+void clear_cache() {
+    std::lock_guard<std::mutex> lock(cache().mutex);
+    cache().plans.clear();
+    cache().stats = {};
+}
+
+} // namespace pynn::compiler

@@ -1,0 +1,46 @@
+// The compiler's driver: from the requested outputs (and optionally "differentiate outputs[0]")
+// to a Plan, through the plan cache. Passes run in order: autodiff, then scheduling/lowering
+// (schedule.cpp). Fusion and memory planning slot in between lowering and execution.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "compiler/plan.hpp"
+
+namespace pynn::compiler {
+
+struct Request {
+    std::vector<NodePtr> outputs;
+    bool backward = false; // also compute gradients of outputs[0] for leaves that require grad
+    NodePtr seed;          // gradient of outputs[0]; null means ones (outputs[0] must be scalar)
+};
+
+// A cached plan plus the intermediate buffers it reuses from run to run.
+struct CompiledPlan {
+    Plan plan;
+    std::vector<StoragePtr> workspace;
+    std::mutex workspace_mutex; // a second concurrent run allocates its own buffers
+};
+
+struct Compiled {
+    std::shared_ptr<CompiledPlan> entry;
+    std::vector<Node*> leaves; // this DAG's leaves, in the plan's leaf order
+    bool cache_hit = false;
+};
+
+Compiled compile(const Request& request);
+
+// Lowers a DAG (forward leaves numbered by `leaf_index`) to a topologically ordered Plan.
+Plan lower(const std::vector<Node*>& roots, const std::vector<Node*>& leaves);
+
+struct CacheStats {
+    std::size_t hits = 0;
+    std::size_t misses = 0;
+    std::size_t entries = 0;
+};
+CacheStats cache_stats();
+void clear_cache();
+
+} // namespace pynn::compiler

@@ -1,0 +1,168 @@
+// The math of each elementwise primitive, written once for scalars and xsimd batches. The map
+// kernel calls them row by row; a fused kernel will call them tile by tile.
+#pragma once
+
+#include <cmath>
+
+#include <xsimd/xsimd.hpp>
+
+namespace pynn::functors {
+
+// select() for both scalars (bool) and batches (batch_bool).
+template <class T>
+T pick(bool cond, const T& a, const T& b) {
+    return cond ? a : b;
+}
+template <class T, class A>
+xsimd::batch<T, A> pick(const xsimd::batch_bool<T, A>& cond, const xsimd::batch<T, A>& a,
+                        const xsimd::batch<T, A>& b) {
+    return xsimd::select(cond, a, b);
+}
+
+// Scalar math functions next to xsimd's batch ones, so `fn(x)` resolves for both.
+using std::abs;
+using std::exp;
+using std::log;
+using std::max;
+using std::min;
+using std::pow;
+using std::sqrt;
+using std::tanh;
+using xsimd::abs;
+using xsimd::exp;
+using xsimd::log;
+using xsimd::max;
+using xsimd::min;
+using xsimd::pow;
+using xsimd::sqrt;
+using xsimd::tanh;
+
+struct AddF {
+    template <class V>
+    V operator()(const V& a, const V& b) const {
+        return a + b;
+    }
+};
+struct SubF {
+    template <class V>
+    V operator()(const V& a, const V& b) const {
+        return a - b;
+    }
+};
+struct MulF {
+    template <class V>
+    V operator()(const V& a, const V& b) const {
+        return a * b;
+    }
+};
+struct DivF {
+    template <class V>
+    V operator()(const V& a, const V& b) const {
+        return a / b;
+    }
+};
+struct PowF {
+    template <class V>
+    V operator()(const V& a, const V& b) const {
+        return pow(a, b);
+    }
+};
+struct MaximumF {
+    template <class V>
+    V operator()(const V& a, const V& b) const {
+        return max(a, b);
+    }
+};
+struct MinimumF {
+    template <class V>
+    V operator()(const V& a, const V& b) const {
+        return min(a, b);
+    }
+};
+struct NegF {
+    template <class V>
+    V operator()(const V& x) const {
+        return -x;
+    }
+};
+struct ExpF {
+    template <class V>
+    V operator()(const V& x) const {
+        return exp(x);
+    }
+};
+struct LogF {
+    template <class V>
+    V operator()(const V& x) const {
+        return log(x);
+    }
+};
+struct SqrtF {
+    template <class V>
+    V operator()(const V& x) const {
+        return sqrt(x);
+    }
+};
+struct AbsF {
+    template <class V>
+    V operator()(const V& x) const {
+        return abs(x);
+    }
+};
+struct SignF {
+    template <class V>
+    V operator()(const V& x) const {
+        const V zero(0), one(1);
+        return pick(x > zero, one, zero) - pick(x < zero, one, zero);
+    }
+};
+struct TanhF {
+    template <class V>
+    V operator()(const V& x) const {
+        return tanh(x);
+    }
+};
+struct SigmoidF {
+    template <class V>
+    V operator()(const V& x) const {
+        const V one(1);
+        return one / (one + exp(-x));
+    }
+};
+struct ReluF {
+    template <class V>
+    V operator()(const V& x) const {
+        return max(x, V(0));
+    }
+};
+template <class T>
+struct LeakyReluF {
+    T slope;
+    template <class V>
+    V operator()(const V& x) const {
+        return pick(x > V(0), x, x * V(slope));
+    }
+};
+// Comparisons give 1 or 0 in the operands' type.
+#define PYNN_COMPARE_FUNCTOR(NAME, OP)                                                            \
+    struct NAME {                                                                                 \
+        template <class V>                                                                        \
+        V operator()(const V& a, const V& b) const {                                              \
+            return pick(a OP b, V(1), V(0));                                                      \
+        }                                                                                         \
+    };
+PYNN_COMPARE_FUNCTOR(EqF, ==)
+PYNN_COMPARE_FUNCTOR(NeF, !=)
+PYNN_COMPARE_FUNCTOR(LtF, <)
+PYNN_COMPARE_FUNCTOR(LeF, <=)
+PYNN_COMPARE_FUNCTOR(GtF, >)
+PYNN_COMPARE_FUNCTOR(GeF, >=)
+#undef PYNN_COMPARE_FUNCTOR
+struct WhereF {
+    template <class V>
+    V operator()(const V& cond, const V& a, const V& b) const {
+        return pick(cond != V(0), a, b);
+    }
+};
+
+} // namespace pynn::functors

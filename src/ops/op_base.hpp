@@ -1,0 +1,61 @@
+// What every primitive op sees: the operands of its forward kernel and of its backward rule.
+// Each op is a struct with `name`, `attributes()`, `forward(KernelArgs)` and `backward(GradArgs)`;
+// the list of them is the Op variant in ops/op.hpp.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pynn/dtype.hpp"
+#include "pynn/tensor.hpp"
+
+namespace pynn {
+
+struct Operand {
+    const void* data;
+    const Shape* shape;
+};
+
+struct KernelArgs {
+    DType dtype;
+    std::span<const Operand> in;
+    void* out;
+    const Shape& out_shape;
+
+    template <class T>
+    const T* input(std::size_t i) const {
+        return static_cast<const T*>(in[i].data);
+    }
+    const Shape& in_shape(std::size_t i) const { return *in[i].shape; }
+    template <class T>
+    T* output() const {
+        return static_cast<T*>(out);
+    }
+};
+
+// Backward rules build gradient nodes from public ops, so the compiler sees them as more DAG.
+// A rule returns one Tensor per input; an undefined Tensor means "no gradient for this input".
+struct GradArgs {
+    const std::vector<Tensor>& inputs;
+    const Tensor& output;
+    const Tensor& grad_out;
+};
+
+// Calls `body.template operator()<T>()` with T = float or double according to `dtype`.
+template <class Body>
+void dispatch_dtype(DType dtype, Body&& body) {
+    if (dtype == DType::Float32) {
+        body.template operator()<float>();
+    } else {
+        body.template operator()<double>();
+    }
+}
+
+// Sums a broadcast gradient back to the shape of the input it flows to.
+Tensor reduce_to_shape(const Tensor& grad, const Shape& shape);
+
+std::string axes_to_string(const std::vector<int>& axes);
+
+} // namespace pynn

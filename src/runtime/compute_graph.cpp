@@ -1,0 +1,146 @@
+// The executor: binds leaf storages to a Plan's buffers, allocates intermediates once per cached
+// plan, runs the steps in order, then copies out requested values and accumulates gradients.
+#include "pynn/compute_graph.hpp"
+
+#include <cstring>
+
+#include "compiler/compile.hpp"
+#include "ops/builder.hpp"
+
+namespace pynn {
+
+ComputeGraph::ComputeGraph(std::vector<Tensor> outputs) : m_outputs(std::move(outputs)) {
+    compiler::Request request;
+    for (std::size_t i = 0; i < m_outputs.size(); ++i) {
+        check_defined("ComputeGraph", m_outputs[i], "output " + std::to_string(i));
+        request.outputs.push_back(m_outputs[i].node());
+    }
+    PYNN_CHECK(!request.outputs.empty(), ValueError, "ComputeGraph: no outputs given");
+    compiler::Compiled compiled = compiler::compile(request);
+    m_plan = compiled.entry;
+    m_cache_hit = compiled.cache_hit;
+    for (Node* leaf : compiled.leaves) {
+        m_leaves.push_back(leaf->shared_from_this());
+    }
+}
+
+ComputeGraph ComputeGraph::backward(const Tensor& loss, const Tensor& seed) {
+    check_defined("backward", loss, "loss");
+    PYNN_CHECK(loss.requires_grad(), ValueError, "backward: loss ", pynn::to_string(loss.shape()),
+               " does not require grad: no leaf it depends on has requires_grad set (or it was "
+               "built under NoGradGuard)");
+    compiler::Request request;
+    request.outputs.push_back(loss.node());
+    request.backward = true;
+    if (seed.defined()) {
+        PYNN_CHECK(seed.shape() == loss.shape(), ShapeError, "backward: loss ",
+                   pynn::to_string(loss.shape()), " and seed gradient ", pynn::to_string(seed.shape()),
+                   ": shapes differ");
+        check_same_dtype("backward", loss, seed, "loss", "seed gradient");
+        request.seed = seed.detach().node();
+    } else {
+        PYNN_CHECK(loss.numel() == 1, ShapeError, "backward: loss ", pynn::to_string(loss.shape()),
+                   " has ", loss.numel(),
+                   " elements; backward() without a seed gradient needs a scalar (reduce it "
+                   "with sum() or mean(), or pass backward(seed))");
+    }
+    ComputeGraph g;
+    g.m_outputs = {loss};
+    compiler::Compiled compiled = compiler::compile(request);
+    g.m_plan = compiled.entry;
+    g.m_cache_hit = compiled.cache_hit;
+    for (Node* leaf : compiled.leaves) {
+        g.m_leaves.push_back(leaf->shared_from_this());
+    }
+    return g;
+}
+
+std::size_t ComputeGraph::num_kernels() const { return m_plan->plan.steps.size(); }
+
+std::string ComputeGraph::to_string() const { return m_plan->plan.to_string(); }
+
+namespace {
+
+void accumulate(Storage& into, const void* add) {
+    if (into.dtype() == DType::Float32) {
+        float* d = into.data<float>();
+        const auto* s = static_cast<const float*>(add);
+        for (std::size_t i = 0; i < into.numel(); ++i) {
+            d[i] += s[i];
+        }
+    } else {
+        double* d = into.data<double>();
+        const auto* s = static_cast<const double*>(add);
+        for (std::size_t i = 0; i < into.numel(); ++i) {
+            d[i] += s[i];
+        }
+    }
+}
+
+} // namespace
+
+void ComputeGraph::run() {
+    compiler::CompiledPlan& entry = *m_plan;
+    const compiler::Plan& plan = entry.plan;
+    // Use the plan's own intermediates unless another run holds them.
+    std::unique_lock<std::mutex> lock(entry.workspace_mutex, std::try_to_lock);
+    std::vector<StoragePtr> local;
+    std::vector<StoragePtr>& workspace = lock.owns_lock() ? entry.workspace : local;
+    if (workspace.size() != plan.buffers.size()) {
+        workspace.assign(plan.buffers.size(), nullptr);
+        for (std::size_t i = 0; i < plan.buffers.size(); ++i) {
+            const compiler::BufferInfo& b = plan.buffers[i];
+            if (b.kind == compiler::BufferKind::Intermediate) {
+                workspace[i] = std::make_shared<Storage>(b.dtype, numel(b.shape));
+            }
+        }
+    }
+    std::vector<void*> ptr(plan.buffers.size(), nullptr);
+    for (std::size_t i = 0; i < plan.buffers.size(); ++i) {
+        const compiler::BufferInfo& b = plan.buffers[i];
+        switch (b.kind) {
+        case compiler::BufferKind::Leaf: ptr[i] = m_leaves[b.leaf_index]->data->raw(); break;
+        case compiler::BufferKind::Constant: ptr[i] = b.constant->raw(); break;
+        case compiler::BufferKind::Intermediate: ptr[i] = workspace[i]->raw(); break;
+        }
+    }
+    std::vector<Operand> operands;
+    for (const compiler::Step& step : plan.steps) {
+        operands.clear();
+        for (std::size_t in : step.inputs) {
+            operands.push_back({ptr[in], &plan.buffers[in].shape});
+        }
+        const compiler::BufferInfo& out = plan.buffers[step.output];
+        KernelArgs args{out.dtype, operands, ptr[step.output], out.shape};
+        std::visit([&](const auto& op) { op.forward(args); }, step.op);
+    }
+    auto copy_out = [&](std::size_t buffer) {
+        const compiler::BufferInfo& b = plan.buffers[buffer];
+        auto s = std::make_shared<Storage>(b.dtype, numel(b.shape));
+        std::memcpy(s->raw(), ptr[buffer], s->bytes());
+        return s;
+    };
+    for (std::size_t i = 0; i < m_outputs.size(); ++i) {
+        Node& node = *m_outputs[i].node();
+        if (!node.is_leaf()) {
+            node.data = copy_out(plan.outputs[i]);
+        }
+    }
+    for (const auto& [leaf_index, buffer] : plan.grads) {
+        Node& leaf = *m_leaves[leaf_index];
+        if (leaf.grad) { // backward without zero_grad accumulates, as in PyTorch
+            accumulate(*leaf.grad, ptr[buffer]);
+        } else {
+            leaf.grad = copy_out(buffer);
+        }
+    }
+}
+
+PlanCacheStats plan_cache_stats() {
+    compiler::CacheStats s = compiler::cache_stats();
+    return {s.hits, s.misses, s.entries};
+}
+
+void clear_plan_cache() { compiler::clear_cache(); }
+
+} // namespace pynn
