@@ -1,0 +1,177 @@
+// Graph-level tests: an MLP-like expression end to end (values and gradients against an
+// independent xtensor computation and finite differences), the plan cache, gradient accumulation,
+// no-grad scopes and the documented error messages.
+#include <catch2/catch.hpp>
+#include <xtensor/xarray.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xview.hpp>
+
+#include "support/gradcheck.hpp"
+
+using namespace pynn;
+using pynn::testing::check_gradients;
+using pynn::testing::random_array;
+using pynn::testing::require_close;
+
+namespace {
+
+// Plain xtensor reference for relu(x @ w1 + b1) @ w2 + b2.
+xt::xarray<double> naive_matmul(const xt::xarray<double>& a, const xt::xarray<double>& b) {
+    xt::xarray<double> c = xt::zeros<double>({a.shape(0), b.shape(1)});
+    for (std::size_t i = 0; i < a.shape(0); ++i) {
+        for (std::size_t j = 0; j < b.shape(1); ++j) {
+            for (std::size_t k = 0; k < a.shape(1); ++k) {
+                c(i, j) += a(i, k) * b(k, j);
+            }
+        }
+    }
+    return c;
+}
+
+Tensor mlp(const std::vector<Tensor>& t) {
+    Tensor h = relu(matmul(t[0], t[1]) + t[2]);
+    return softmax(matmul(h, t[3]) + t[4], -1);
+}
+
+} // namespace
+
+TEST_CASE("an MLP-like graph computes the reference forward values", "[graph]") {
+    auto x = random_array({5, 4}, 1);
+    auto w1 = random_array({4, 6}, 2);
+    auto b1 = random_array({6}, 3);
+    auto w2 = random_array({6, 3}, 4);
+    auto b2 = random_array({3}, 5);
+    Tensor out = mlp({Tensor::from_values(x), Tensor::from_values(w1), Tensor::from_values(b1),
+                      Tensor::from_values(w2), Tensor::from_values(b2)});
+    xt::xarray<double> h = xt::maximum(naive_matmul(x, w1) + b1, 0.0);
+    xt::xarray<double> logits = naive_matmul(h, w2) + b2;
+    xt::xarray<double> e = xt::exp(logits);
+    xt::xarray<double> expected = e / xt::view(xt::sum(e, {1}), xt::all(), xt::newaxis());
+    require_close(out.values<double>(), expected, 1e-12);
+}
+
+TEST_CASE("an MLP-like graph's gradients match finite differences", "[graph]") {
+    check_gradients(mlp, {random_array({5, 4}, 1), random_array({4, 6}, 2),
+                          random_array({6}, 3), random_array({6, 3}, 4), random_array({3}, 5)});
+}
+
+TEST_CASE("running the same training step twice compiles once", "[graph]") {
+    Flags::set_global_type(DType::Float32);
+    Tensor w = Tensor::randn({8, 4}).set_requires_grad();
+    Tensor b = Tensor::zeros({4}).set_requires_grad();
+    auto step = [&](const Tensor& x) {
+        Tensor loss = mean(square(tanh(matmul(x, w) + b)));
+        loss.zero_grad();
+        loss.backward();
+        return loss.item();
+    };
+    step(Tensor::randn({16, 8}));
+    const PlanCacheStats before = plan_cache_stats();
+    const double loss = step(Tensor::randn({16, 8})); // new data, same structure
+    const PlanCacheStats after = plan_cache_stats();
+    CHECK(after.hits == before.hits + 1);
+    CHECK(after.misses == before.misses);
+    CHECK(std::isfinite(loss));
+    CHECK(w.grad().shape() == Shape{8, 4});
+
+    SECTION("a different shape compiles a new plan") {
+        step(Tensor::randn({32, 8}));
+        CHECK(plan_cache_stats().misses == after.misses + 1);
+    }
+}
+
+TEST_CASE("a cached plan binds the new data, not the old", "[graph]") {
+    auto run = [](double value) {
+        Tensor x = Tensor::full({3}, value, DType::Float64);
+        return (sum(x * x)).item();
+    };
+    CHECK(run(2.0) == Approx(12.0));
+    CHECK(run(3.0) == Approx(27.0));
+}
+
+TEST_CASE("gradients accumulate until zero_grad, as in PyTorch", "[graph]") {
+    Tensor x = Tensor::from_values({1.0, 2.0, 3.0}, DType::Float64).set_requires_grad();
+    Tensor loss = sum(x * x);
+    loss.backward();
+    require_close(x.grad().values<double>(), xt::xarray<double>{2.0, 4.0, 6.0});
+    loss.backward();
+    require_close(x.grad().values<double>(), xt::xarray<double>{4.0, 8.0, 12.0});
+    loss.zero_grad();
+    CHECK_FALSE(x.has_grad());
+    CHECK_THROWS_AS(x.grad(), ValueError);
+}
+
+TEST_CASE("detach and NoGradGuard stop gradients", "[graph]") {
+    Tensor x = Tensor::from_values({1.0, 2.0}, DType::Float64).set_requires_grad();
+    Tensor y = sum(x * x.detach());
+    y.backward();
+    require_close(x.grad().values<double>(), xt::xarray<double>{1.0, 2.0});
+    {
+        NoGradGuard guard;
+        Tensor z = x * x;
+        CHECK_FALSE(z.requires_grad());
+    }
+    CHECK((x * x).requires_grad());
+}
+
+TEST_CASE("a shared subexpression gets the sum of its users' gradients", "[graph]") {
+    check_gradients(
+        [](const std::vector<Tensor>& t) {
+            Tensor s = t[0] * t[1];
+            return exp(s) + s * s - sigmoid(s);
+        },
+        {random_array({3, 2}, 7), random_array({2}, 8)});
+}
+
+TEST_CASE("bad shapes throw the documented errors when the op is written", "[graph]") {
+    Tensor a = Tensor::zeros({2, 3});
+    Tensor b = Tensor::zeros({4, 5});
+    try {
+        matmul(a, b);
+        FAIL("matmul accepted mismatched shapes");
+    } catch (const ShapeError& e) {
+        CHECK(std::string(e.what()) ==
+              "matmul: a (2, 3) and b (4, 5): inner dimensions 3 and 4 differ");
+    }
+    CHECK_THROWS_WITH(a + b, "add: a (2, 3) and b (4, 5): shapes cannot be broadcast (axis 0: 2 "
+                             "vs 4)");
+    CHECK_THROWS_AS(a + Tensor::zeros({3}, DType::Float64), DTypeError);
+    CHECK_THROWS_WITH(a + Tensor::zeros({3}, DType::Float64),
+                      "add: a (2, 3) is float32 but b (3) is float64 (pynn does not promote "
+                      "dtypes; convert one explicitly)");
+    // All pynn errors derive from pynn::Error, itself a std::runtime_error.
+    CHECK_THROWS_AS(reshape(a, {4}), Error);
+    CHECK_THROWS_AS(reshape(a, {4}), std::runtime_error);
+}
+
+TEST_CASE("backward needs a scalar or a seed gradient", "[graph]") {
+    Tensor x = Tensor::ones({2, 2}, DType::Float64).set_requires_grad();
+    Tensor y = x * 3.0;
+    CHECK_THROWS_AS(y.backward(), ShapeError);
+    y.backward(Tensor::full({2, 2}, 2.0, DType::Float64));
+    require_close(x.grad().values<double>(), xt::xarray<double>{{6.0, 6.0}, {6.0, 6.0}});
+    CHECK_THROWS_AS(Tensor::ones({2}).sum().backward(), ValueError); // nothing requires grad
+}
+
+TEST_CASE("ComputeGraph evaluates several outputs and prints its schedule", "[graph]") {
+    Tensor x = Tensor::from_values({1.0, 2.0, 3.0}, DType::Float64).set_name("x");
+    Tensor s = sum(x);
+    Tensor m = max(x);
+    ComputeGraph g({s, m});
+    g.run();
+    CHECK(s.item() == 6.0);
+    CHECK(m.item() == 3.0);
+    CHECK(g.num_kernels() == 2);
+    const std::string text = g.to_string();
+    CHECK_THAT(text, Catch::Contains("plan: 2 kernels"));
+    CHECK_THAT(text, Catch::Contains("'x'"));
+}
+
+TEST_CASE("values() checks the element type it is asked for", "[graph]") {
+    Tensor x = Tensor::ones({2}, DType::Float64);
+    CHECK_THROWS_AS(x.values<float>(), DTypeError);
+    CHECK(x.values<double>()(1) == 1.0);
+    Tensor f = Tensor::from_values(xt::xarray<float>{1.0F, 2.0F});
+    CHECK(f.dtype() == DType::Float32);
+    CHECK(Tensor::from_values(xt::xarray<double>{1.0}).dtype() == DType::Float64);
+}
