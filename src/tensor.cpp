@@ -235,6 +235,14 @@ const std::string& Tensor::name() const {
     return m_node->name;
 }
 
+void Tensor::set_history(std::shared_ptr<const History> history) {
+    check_defined("set_history", *this, "tensor");
+    m_node->history = std::move(history);
+}
+std::shared_ptr<const History> Tensor::history() const {
+    return defined() ? m_node->history : nullptr;
+}
+
 std::string Tensor::to_string() const {
     std::ostringstream out;
     out << "Tensor" << pynn::to_string(shape()) << " " << pynn::to_string(dtype()) << "\n";

@@ -22,8 +22,10 @@ public:
     explicit ComputeGraph(std::vector<Tensor> outputs);
     // Compiles `loss`'s forward and backward: running it stores loss's value and adds gradients
     // into every leaf that requires grad. `seed` is d(result)/d(loss); undefined means ones
-    // (then loss must have one element).
-    static ComputeGraph backward(const Tensor& loss, const Tensor& seed = Tensor());
+    // (then loss must have one element). `keep` are more tensors whose values the same run
+    // computes and keeps (e.g. the predictions, for accuracy), at no extra pass.
+    static ComputeGraph backward(const Tensor& loss, const Tensor& seed = Tensor(),
+                                 const std::vector<Tensor>& keep = {});
 
     // Binds the leaves' current data, runs every kernel, and keeps the outputs' values on them.
     void run();

@@ -19,6 +19,12 @@ namespace pynn {
 
 struct Node; // src/graph/node.hpp
 
+// What made a tensor, beyond its op: layers record their calls here (as Keras' layer-call
+// history), so models::Model can replay the layers on new input.
+struct History {
+    virtual ~History() = default;
+};
+
 // The random source behind randn/rand. The global one is seeded by manual_seed().
 class Generator {
 public:
@@ -104,6 +110,9 @@ public:
     // A debug name shown in plan printouts and error messages.
     Tensor& set_name(const std::string& name);
     const std::string& name() const;
+
+    void set_history(std::shared_ptr<const History> history);
+    std::shared_ptr<const History> history() const;
 
     std::string to_string() const; // shape, dtype and (small) values; runs the graph
     const std::shared_ptr<Node>& node() const { return m_node; }

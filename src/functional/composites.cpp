@@ -21,6 +21,10 @@ Tensor mean(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
 
 Tensor min(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
     check_defined("min", x);
+    // Validate here so errors name min, not the max it expands to.
+    PYNN_CHECK(x.numel() > 0, ValueError, "min: x ", to_string(x.shape()),
+               " is empty: the minimum of no values is undefined");
+    normalize_axes("min", axes, x.dim(), x.shape());
     return -max(-x, axes, keepdims);
 }
 
@@ -40,6 +44,7 @@ Tensor gelu(const Tensor& x) {
 
 Tensor softmax(const Tensor& x, int axis) {
     check_defined("softmax", x);
+    normalize_axis("softmax", axis, x.dim(), x.shape()); // so a bad axis names softmax, not max
     // Subtracting the (constant) row maximum keeps exp() in range; it cancels in the gradient.
     Tensor shifted = x - max(x, {axis}, true).detach();
     Tensor e = exp(shifted);
@@ -48,6 +53,7 @@ Tensor softmax(const Tensor& x, int axis) {
 
 Tensor log_softmax(const Tensor& x, int axis) {
     check_defined("log_softmax", x);
+    normalize_axis("log_softmax", axis, x.dim(), x.shape());
     Tensor shifted = x - max(x, {axis}, true).detach();
     return shifted - log(sum(exp(shifted), {axis}, true));
 }

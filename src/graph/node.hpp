@@ -11,6 +11,7 @@
 #include "graph/storage.hpp"
 #include "ops/op.hpp"
 #include "pynn/dtype.hpp"
+#include "pynn/tensor.hpp"
 
 namespace pynn {
 
@@ -30,6 +31,7 @@ struct Node : std::enable_shared_from_this<Node> {
     // Leaves: their data. Inner nodes: the value of the last run that computed them (or null).
     StoragePtr data;
     StoragePtr grad; // accumulated gradient (leaves that require grad)
+    std::shared_ptr<const History> history; // set by layers (models::Model replays them)
 
     bool is_leaf() const { return std::holds_alternative<Leaf>(op); }
 };

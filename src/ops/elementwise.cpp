@@ -2,6 +2,8 @@
 // functors) and backward rules, one op after another.
 #include "ops/elementwise.hpp"
 
+#include <charconv>
+
 #include "kernels/elementwise.hpp"
 #include "ops/builder.hpp"
 #include "ops/elementwise_functors.hpp"
@@ -9,15 +11,16 @@
 
 namespace pynn {
 
-Shape broadcast_shapes(std::string_view op, const Shape& a, const Shape& b) {
+Shape broadcast_shapes(std::string_view op, const Shape& a, const Shape& b, std::string_view label_a,
+                       std::string_view label_b) {
     const std::size_t rank = std::max(a.size(), b.size());
     Shape out(rank);
     for (std::size_t i = 0; i < rank; ++i) {
         const std::size_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
         const std::size_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-        PYNN_CHECK(da == db || da == 1 || db == 1, ShapeError, op, ": a ", to_string(a), " and b ",
-                   to_string(b), ": shapes cannot be broadcast (axis ", i, ": ", da, " vs ", db,
-                   ")");
+        PYNN_CHECK(da == db || da == 1 || db == 1, ShapeError, op, ": ", label_a, " ", to_string(a),
+                   " and ", label_b, " ", to_string(b), ": shapes cannot be broadcast (axis ", i,
+                   ": ", da, " vs ", db, ")");
         out[i] = da == 1 ? db : da;
     }
     return out;
@@ -180,7 +183,13 @@ std::vector<Tensor> Relu::backward(const GradArgs& g) const {
 Tensor leaky_relu(const Tensor& x, double negative_slope) {
     return unary<LeakyRelu>(x, LeakyRelu{negative_slope});
 }
-std::string LeakyRelu::attributes() const { return "slope=" + std::to_string(negative_slope); }
+std::string LeakyRelu::attributes() const {
+    // The shortest form that reads back exactly: the plan cache keys on attributes, so two slopes
+    // must never print alike (std::to_string's 6 decimals made 1e-7 and 3e-7 share a plan).
+    std::array<char, 32> buf{};
+    const auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), negative_slope);
+    return "slope=" + std::string(buf.data(), end);
+}
 void LeakyRelu::forward(const KernelArgs& args) const {
     dispatch_dtype(args.dtype, [&]<class T>() {
         kernels::map<T, 1>(args.out_shape, args.output<T>(), {args.input<T>(0)},
@@ -238,8 +247,12 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
     check_defined(name, b, "b");
     check_same_dtype(name, cond, a, "cond", "a");
     check_same_dtype(name, a, b);
-    Shape shape = broadcast_shapes(name, cond.shape(), a.shape());
-    shape = broadcast_shapes(name, shape, b.shape());
+    // Pairwise checks so the message names the two operands that clash; when every pair
+    // broadcasts, so do all three.
+    broadcast_shapes(name, cond.shape(), a.shape(), "cond", "a");
+    broadcast_shapes(name, cond.shape(), b.shape(), "cond", "b");
+    Shape shape = broadcast_shapes(name, a.shape(), b.shape());
+    shape = broadcast_shapes(name, shape, cond.shape());
     return make_tensor(Where{}, {cond, a, b}, std::move(shape), a.dtype());
 }
 void Where::forward(const KernelArgs& args) const { run_map<functors::WhereF, 3>(args, {}); }

@@ -128,7 +128,8 @@ struct Where {
     std::vector<Tensor> backward(const GradArgs& args) const;
 };
 
-// Shape of numpy broadcasting `a` against `b`; throws ShapeError naming `op` and both shapes.
-Shape broadcast_shapes(std::string_view op, const Shape& a, const Shape& b);
+// Shape of numpy broadcasting `a` against `b`; throws ShapeError naming `op` and both operands.
+Shape broadcast_shapes(std::string_view op, const Shape& a, const Shape& b,
+                       std::string_view label_a = "a", std::string_view label_b = "b");
 
 } // namespace pynn

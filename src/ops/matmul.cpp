@@ -2,6 +2,8 @@
 // which is two more matmuls with transpose flags instead of transposed copies.
 #include "ops/matmul.hpp"
 
+#include <algorithm>
+
 #include "kernels/gemm.hpp"
 #include "kernels/strided.hpp"
 #include "ops/builder.hpp"
@@ -21,6 +23,17 @@ MatDims mat_dims(const Shape& s, bool trans) {
     return trans ? MatDims{c, r} : MatDims{r, c};
 }
 Shape batch_of(const Shape& s) { return Shape(s.begin(), s.end() - 2); }
+// Checked here rather than by broadcast_shapes so the error shows the operands' full shapes.
+bool batch_broadcastable(const Shape& a, const Shape& b) {
+    for (std::size_t i = 1; i <= std::min(a.size(), b.size()); ++i) {
+        const std::size_t da = a[a.size() - i];
+        const std::size_t db = b[b.size() - i];
+        if (da != db && da != 1 && db != 1) {
+            return false;
+        }
+    }
+    return true;
+}
 
 } // namespace
 
@@ -36,7 +49,12 @@ Tensor matmul_t(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
     MatDims db = mat_dims(b.shape(), trans_b);
     PYNN_CHECK(da.cols == db.rows, ShapeError, "matmul: a ", to_string(a.shape()), " and b ",
                to_string(b.shape()), ": inner dimensions ", da.cols, " and ", db.rows, " differ");
-    Shape shape = broadcast_shapes(name, batch_of(a.shape()), batch_of(b.shape()));
+    const Shape batch_a = batch_of(a.shape());
+    const Shape batch_b = batch_of(b.shape());
+    PYNN_CHECK(batch_broadcastable(batch_a, batch_b), ShapeError, "matmul: a ",
+               to_string(a.shape()), " and b ", to_string(b.shape()), ": batch axes ",
+               to_string(batch_a), " and ", to_string(batch_b), " cannot be broadcast");
+    Shape shape = broadcast_shapes(name, batch_a, batch_b);
     shape.push_back(da.rows);
     shape.push_back(db.cols);
     return make_tensor(Matmul{trans_a, trans_b}, {a, b}, std::move(shape), a.dtype());

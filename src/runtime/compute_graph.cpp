@@ -24,7 +24,8 @@ ComputeGraph::ComputeGraph(std::vector<Tensor> outputs) : m_outputs(std::move(ou
     }
 }
 
-ComputeGraph ComputeGraph::backward(const Tensor& loss, const Tensor& seed) {
+ComputeGraph ComputeGraph::backward(const Tensor& loss, const Tensor& seed,
+                                    const std::vector<Tensor>& keep) {
     check_defined("backward", loss, "loss");
     PYNN_CHECK(loss.requires_grad(), ValueError, "backward: loss ", pynn::to_string(loss.shape()),
                " does not require grad: no leaf it depends on has requires_grad set (or it was "
@@ -46,6 +47,11 @@ ComputeGraph ComputeGraph::backward(const Tensor& loss, const Tensor& seed) {
     }
     ComputeGraph g;
     g.m_outputs = {loss};
+    for (std::size_t i = 0; i < keep.size(); ++i) {
+        check_defined("backward", keep[i], "kept tensor " + std::to_string(i));
+        request.outputs.push_back(keep[i].node());
+        g.m_outputs.push_back(keep[i]);
+    }
     compiler::Compiled compiled = compiler::compile(request);
     g.m_plan = compiled.entry;
     g.m_cache_hit = compiled.cache_hit;

@@ -1,0 +1,58 @@
+// Models: the seed's functional API, `models::Model model(x_input, x)`, and models::Sequential.
+// Calling a model on new input replays its layer calls on that input (lazily, like every op).
+#pragma once
+
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pynn/layers.hpp"
+#include "pynn/tensor.hpp"
+
+namespace pynn::models {
+
+class Model {
+public:
+    // `output` must be reachable from `input` through layer calls (wrap free-standing ops in
+    // layers::Lambda). The sample input fixes every axis but the batch axis (axis 0).
+    Model(const Tensor& input, const Tensor& output);
+
+    Tensor operator()(const Tensor& x) const;
+    std::vector<Tensor> parameters() const;
+    void train(bool training = true);
+    void eval() { train(false); }
+    bool training() const { return m_training; }
+    // Keras-style table: layer, output shape, parameter count; then totals.
+    std::string summary() const;
+    const std::vector<std::shared_ptr<layers::Layer>>& layers() const { return m_layers; }
+
+private:
+    struct Call {
+        std::shared_ptr<layers::Layer> layer;
+        std::size_t input; // index into the values of earlier calls (0 = model input)
+        Shape output_shape;
+    };
+    Tensor m_input;
+    std::vector<Call> m_calls; // in execution order
+    std::vector<std::shared_ptr<layers::Layer>> m_layers;
+    bool m_training = true;
+};
+
+class Sequential {
+public:
+    Sequential(std::initializer_list<layers::LayerHandle> layers);
+    explicit Sequential(std::vector<layers::LayerHandle> layers);
+    void add(const layers::LayerHandle& layer);
+
+    Tensor operator()(const Tensor& x) const;
+    std::vector<Tensor> parameters() const;
+    void train(bool training = true);
+    void eval() { train(false); }
+    std::string summary(const Shape& input_shape) const;
+
+private:
+    std::vector<std::shared_ptr<layers::Layer>> m_layers;
+};
+
+} // namespace pynn::models

@@ -1,0 +1,182 @@
+// DataLoader: owns row-major copies of the data, an order of sample indices (a seeded permutation
+// per epoch when shuffling) and cuts batches from it by copying rows. Plus the host-side helpers
+// scale, normalize and one_hot.
+#include "pynn/data/dataloader.hpp"
+
+#include <cmath>
+#include <iterator>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <utility>
+
+#include "ops/builder.hpp"
+#include "pynn/error.hpp"
+
+namespace pynn::data {
+namespace {
+
+static_assert(std::input_iterator<DataLoader::Iterator>);
+
+template <class T>
+Shape shape_of(const xt::xarray<T>& a) {
+    return Shape(a.shape().begin(), a.shape().end());
+}
+
+// A uniform integer in [0, bound), bound > 0, by rejection on the engine's raw output. Not
+// std::uniform_int_distribution or std::shuffle: their algorithms differ between standard
+// libraries, and a seed must give the same order everywhere; mt19937_64's output is fixed by the
+// standard.
+std::uint64_t uniform_below(std::mt19937_64& engine, std::uint64_t bound) {
+    // 2^64 mod bound: the low values that would make `r % bound` favour small results.
+    const std::uint64_t threshold = (0 - bound) % bound;
+    while (true) {
+        const std::uint64_t r = engine();
+        if (r >= threshold) {
+            return r % bound;
+        }
+    }
+}
+
+// Fisher-Yates from the back: every permutation equally likely.
+void shuffle_in_place(std::vector<std::size_t>& v, std::mt19937_64& engine) {
+    for (std::size_t i = v.size(); i > 1; --i) {
+        const auto j = static_cast<std::size_t>(uniform_below(engine, i));
+        std::swap(v[i - 1], v[j]);
+    }
+}
+
+// Rows order[begin..end) of `data` (N, ...) as a new (end - begin, ...) leaf.
+template <class T>
+Tensor gather_rows(const xt::xarray<T>& data, const std::vector<std::size_t>& order,
+                   std::size_t begin, std::size_t end) {
+    Shape shape = shape_of(data);
+    const std::size_t row = shape[0] == 0 ? 0 : data.size() / shape[0];
+    shape[0] = end - begin;
+    bool consecutive = true;
+    for (std::size_t k = begin + 1; k < end && consecutive; ++k) {
+        consecutive = order[k] == order[k - 1] + 1;
+    }
+    if (consecutive) { // unshuffled: the rows are already one contiguous block
+        return Tensor::from_values(data.data() + order[begin] * row, shape);
+    }
+    std::vector<T> rows((end - begin) * row);
+    for (std::size_t k = begin; k < end; ++k) {
+        std::copy_n(data.data() + order[k] * row, row, rows.data() + (k - begin) * row);
+    }
+    return Tensor::from_values(rows.data(), shape);
+}
+
+std::variant<xt::xarray<float>, xt::xarray<double>> column_of(const Tensor& t,
+                                                              const char* label) {
+    check_defined("DataLoader", t, label);
+    if (t.dtype() == DType::Float64) {
+        return t.values<double>();
+    }
+    return t.values<float>();
+}
+
+std::string index_string(const Shape& shape, std::size_t flat) {
+    std::vector<std::size_t> index(shape.size());
+    for (std::size_t d = shape.size(); d-- > 0;) {
+        index[d] = flat % shape[d];
+        flat /= shape[d];
+    }
+    std::ostringstream out;
+    out << "labels[";
+    for (std::size_t d = 0; d < index.size(); ++d) {
+        out << (d > 0 ? ", " : "") << index[d];
+    }
+    out << "]";
+    return out.str();
+}
+
+} // namespace
+
+DataLoader::DataLoader(Column images, Column labels, std::size_t batch_size,
+                       DataLoaderOptions options)
+    : m_images(std::move(images)), m_labels(std::move(labels)), m_batch_size(batch_size),
+      m_options(options), m_engine(options.seed) {
+    const Shape x_shape = std::visit([](const auto& a) { return shape_of(a); }, m_images);
+    const Shape y_shape = std::visit([](const auto& a) { return shape_of(a); }, m_labels);
+    PYNN_CHECK(!x_shape.empty() && !y_shape.empty(), ShapeError, "DataLoader: images ",
+               to_string(x_shape), " and labels ", to_string(y_shape),
+               ": both need a first (sample) dimension");
+    PYNN_CHECK(x_shape[0] == y_shape[0], ShapeError, "DataLoader: images ", to_string(x_shape),
+               " and labels ", to_string(y_shape), ": sample counts ", x_shape[0], " and ",
+               y_shape[0], " differ");
+    PYNN_CHECK(batch_size > 0, ValueError, "DataLoader: batch_size must be positive");
+    m_num_samples = x_shape[0];
+    m_order.resize(m_num_samples);
+    std::iota(m_order.begin(), m_order.end(), std::size_t{0});
+}
+
+DataLoader::DataLoader(xt::xarray<float> images, xt::xarray<float> labels, std::size_t batch_size,
+                       DataLoaderOptions options)
+    : DataLoader(Column(std::move(images)), Column(std::move(labels)), batch_size, options) {}
+
+DataLoader::DataLoader(const Tensor& images, const Tensor& labels, std::size_t batch_size,
+                       DataLoaderOptions options)
+    : DataLoader(column_of(images, "images"), column_of(labels, "labels"), batch_size, options) {}
+
+std::size_t DataLoader::size() const {
+    if (m_options.drop_last) {
+        return m_num_samples / m_batch_size;
+    }
+    return (m_num_samples + m_batch_size - 1) / m_batch_size;
+}
+
+DataLoader::Iterator DataLoader::begin() {
+    ++m_epoch;
+    if (m_options.shuffle) {
+        // Each epoch shuffles 0..N-1 afresh, so the order depends only on the seed and the epoch.
+        std::iota(m_order.begin(), m_order.end(), std::size_t{0});
+        shuffle_in_place(m_order, m_engine);
+    }
+    return {this, 0};
+}
+
+DataLoader::Iterator DataLoader::end() const { return {this, size()}; }
+
+Batch DataLoader::batch(std::size_t i) const {
+    PYNN_CHECK(i < size(), ValueError, "DataLoader: batch ", i, " is out of range for ", size(),
+               " batches");
+    const std::size_t begin = i * m_batch_size;
+    const std::size_t end = std::min(begin + m_batch_size, m_num_samples);
+    const auto gather = [&](const auto& data) { return gather_rows(data, m_order, begin, end); };
+    return {std::visit(gather, m_images), std::visit(gather, m_labels)};
+}
+
+void scale(xt::xarray<float>& x, float factor) {
+    PYNN_CHECK(std::isfinite(factor), ValueError, "scale: factor must be finite, got ", factor);
+    x *= factor;
+}
+
+void normalize(xt::xarray<float>& x, float mean, float std) {
+    PYNN_CHECK(std::isfinite(mean), ValueError, "normalize: mean must be finite, got ", mean);
+    PYNN_CHECK(std::isfinite(std) && std > 0.0F, ValueError,
+               "normalize: std must be positive and finite, got ", std);
+    x -= mean;
+    x /= std;
+}
+
+xt::xarray<float> one_hot(const xt::xarray<float>& labels, std::size_t num_classes) {
+    PYNN_CHECK(num_classes > 0, ValueError, "one_hot: num_classes must be positive");
+    const Shape shape = shape_of(labels);
+    Shape out_shape = shape;
+    out_shape.push_back(num_classes);
+    xt::xarray<float> out = xt::zeros<float>(out_shape);
+    const float* src = labels.data();
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+        const float v = src[i];
+        PYNN_CHECK(std::isfinite(v) && std::floor(v) == v, ValueError, "one_hot: ",
+                   index_string(shape, i), " = ", v, " is not an integer class index");
+        PYNN_CHECK(v >= 0.0F && static_cast<double>(v) < static_cast<double>(num_classes),
+                   ValueError, "one_hot: ", index_string(shape, i), " = ", v, " is outside [0, ",
+                   num_classes, ")");
+        out.data()[i * num_classes + static_cast<std::size_t>(v)] = 1.0F;
+    }
+    return out;
+}
+
+} // namespace pynn::data

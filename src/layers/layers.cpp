@@ -1,0 +1,162 @@
+// Dense, Flatten, Dropout and Lambda: their parameters, initialisation and forward, all from
+// public Tensor ops.
+#include "pynn/layers.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "pynn/error.hpp"
+
+namespace pynn {
+
+Activation::Activation(Tensor (*f)(const Tensor&)) : m_fn(f), m_name("activation") {
+    if (f == &relu) {
+        m_name = "relu";
+    } else if (f == &sigmoid) {
+        m_name = "sigmoid";
+    } else if (f == &tanh) {
+        m_name = "tanh";
+    } else if (f == &gelu) {
+        m_name = "gelu";
+    }
+}
+Activation::Activation(Tensor (*f)(const Tensor&, int))
+    : m_fn([f](const Tensor& x) { return f(x, -1); }),
+      m_name(f == &softmax ? "softmax" : f == &log_softmax ? "log_softmax" : "activation") {}
+Activation::Activation(Tensor (*f)(const Tensor&, double))
+    : m_fn([f](const Tensor& x) { return f(x, 0.01); }),
+      m_name(f == &leaky_relu ? "leaky_relu" : "activation") {}
+Activation::Activation(std::function<Tensor(const Tensor&)> f, std::string name)
+    : m_fn(std::move(f)), m_name(std::move(name)) {}
+
+namespace layers {
+
+Tensor call_layer(const std::shared_ptr<Layer>& layer, const Tensor& x) {
+    if (!x.defined()) {
+        throw ValueError(layer->name() + ": input is an undefined Tensor");
+    }
+    Tensor y = layer->forward(x);
+    if (y.node() == x.node()) { // an identity layer: give the call its own node to annotate
+        y = reshape(x, x.shape());
+    }
+    y.set_history(std::make_shared<LayerCall>(layer, x));
+    return y;
+}
+
+namespace {
+
+class DenseLayer : public Layer {
+public:
+    DenseLayer(std::size_t in, std::size_t out, Activation act, bool use_bias)
+        : m_in(in), m_out(out), m_activation(std::move(act)) {
+        if (in == 0 || out == 0) {
+            throw ValueError("Dense: in_features " + std::to_string(in) + " and out_features " +
+                             std::to_string(out) + " must be positive");
+        }
+        const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+        m_weight = Tensor::rand({in, out}, -bound, bound).set_requires_grad();
+        m_weight.set_name("dense.weight");
+        if (use_bias) {
+            m_bias = Tensor::rand({out}, -bound, bound).set_requires_grad();
+            m_bias.set_name("dense.bias");
+        }
+    }
+    Tensor forward(const Tensor& x) override {
+        if (x.dim() == 0 || x.shape().back() != m_in) {
+            throw ShapeError("Dense(" + std::to_string(m_in) + ", " + std::to_string(m_out) +
+                             "): input " + to_string(x.shape()) + " must end in " +
+                             std::to_string(m_in) + " features");
+        }
+        Tensor y = matmul(x, m_weight);
+        if (m_bias.defined()) {
+            y = y + m_bias;
+        }
+        return m_activation(y);
+    }
+    std::vector<Tensor> parameters() const override {
+        if (m_bias.defined()) {
+            return {m_weight, m_bias};
+        }
+        return {m_weight};
+    }
+    std::string name() const override {
+        std::string s = "Dense(" + std::to_string(m_in) + ", " + std::to_string(m_out);
+        if (!m_activation.is_identity()) {
+            s += ", " + m_activation.name();
+        }
+        return s + ")";
+    }
+    Tensor weight() const { return m_weight; }
+    Tensor bias() const { return m_bias; }
+
+private:
+    std::size_t m_in, m_out;
+    Activation m_activation;
+    Tensor m_weight, m_bias;
+};
+
+class FlattenLayer : public Layer {
+public:
+    Tensor forward(const Tensor& x) override { return flatten(x, 1); }
+    std::string name() const override { return "Flatten"; }
+};
+
+class DropoutLayer : public Layer {
+public:
+    DropoutLayer(double p, std::uint64_t seed) : m_p(p), m_generator(seed) {
+        if (!(p >= 0.0 && p < 1.0)) {
+            std::ostringstream msg;
+            msg << "Dropout: p " << p << " must be in [0, 1)";
+            throw ValueError(msg.str());
+        }
+    }
+    Tensor forward(const Tensor& x) override {
+        if (!training() || m_p == 0.0) {
+            return x;
+        }
+        // A fresh mask leaf per call: it is data, so the compiled plan is reused.
+        Tensor keep = Tensor::rand(x.shape(), 0.0, 1.0, x.dtype(), &m_generator);
+        Tensor mask = ge(keep, Tensor::scalar(m_p, x.dtype())) * (1.0 / (1.0 - m_p));
+        return x * mask.detach();
+    }
+    std::string name() const override {
+        std::ostringstream s;
+        s << "Dropout(" << m_p << ")";
+        return s.str();
+    }
+
+private:
+    double m_p;
+    Generator m_generator;
+};
+
+class LambdaLayer : public Layer {
+public:
+    LambdaLayer(std::function<Tensor(const Tensor&)> fn, std::string name)
+        : m_fn(std::move(fn)), m_name(std::move(name)) {}
+    Tensor forward(const Tensor& x) override { return m_fn(x); }
+    std::string name() const override { return "Lambda(" + m_name + ")"; }
+
+private:
+    std::function<Tensor(const Tensor&)> m_fn;
+    std::string m_name;
+};
+
+} // namespace
+
+Dense::Dense(std::size_t in_features, std::size_t out_features, Activation activation, bool bias)
+    : LayerHandle(std::make_shared<DenseLayer>(in_features, out_features, std::move(activation),
+                                               bias)) {}
+Tensor Dense::weight() const { return static_cast<const DenseLayer&>(*m_layer).weight(); }
+Tensor Dense::bias() const { return static_cast<const DenseLayer&>(*m_layer).bias(); }
+
+Flatten::Flatten() : LayerHandle(std::make_shared<FlattenLayer>()) {}
+
+Dropout::Dropout(double p, std::uint64_t seed)
+    : LayerHandle(std::make_shared<DropoutLayer>(p, seed)) {}
+
+Lambda::Lambda(std::function<Tensor(const Tensor&)> fn, std::string name)
+    : LayerHandle(std::make_shared<LambdaLayer>(std::move(fn), std::move(name))) {}
+
+} // namespace layers
+} // namespace pynn

@@ -1,0 +1,169 @@
+// Model walks the layer-call history from its output back to its input once, then replays the
+// calls on whatever input it is given. Sequential just applies its layers in order.
+#include "pynn/models.hpp"
+
+#include <iomanip>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "pynn/error.hpp"
+
+namespace pynn::models {
+
+namespace {
+
+std::size_t count_params(const layers::Layer& layer) {
+    std::size_t n = 0;
+    for (const Tensor& p : layer.parameters()) {
+        n += p.numel();
+    }
+    return n;
+}
+
+void append_parameters(const std::vector<std::shared_ptr<layers::Layer>>& ls,
+                       std::vector<Tensor>& out) {
+    std::unordered_set<const Node*> seen;
+    for (const auto& l : ls) {
+        for (const Tensor& p : l->parameters()) {
+            if (seen.insert(p.node().get()).second) {
+                out.push_back(p);
+            }
+        }
+    }
+}
+
+std::string table(const std::vector<std::pair<std::string, Shape>>& rows,
+                  const std::vector<std::size_t>& params) {
+    std::ostringstream out;
+    out << std::left << std::setw(32) << "Layer" << std::setw(24) << "Output shape" << "Param #\n";
+    out << std::string(66, '=') << "\n";
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        out << std::left << std::setw(32) << rows[i].first << std::setw(24)
+            << to_string(rows[i].second) << params[i] << "\n";
+        total += params[i];
+    }
+    out << std::string(66, '=') << "\n";
+    out << "Total params: " << total << "\n";
+    return out.str();
+}
+
+} // namespace
+
+Model::Model(const Tensor& input, const Tensor& output) : m_input(input) {
+    if (!input.defined() || !output.defined()) {
+        throw ValueError("Model: input and output must be defined tensors");
+    }
+    // Walk back from the output along layer calls until the input is reached.
+    std::vector<std::pair<const layers::LayerCall*, Tensor>> chain;
+    Tensor t = output;
+    while (t.node() != input.node()) {
+        auto call = std::dynamic_pointer_cast<const layers::LayerCall>(t.history());
+        if (!call) {
+            throw ValueError("Model: output " + to_string(output.shape()) +
+                             " is not reached from the input " + to_string(input.shape()) +
+                             " through layer calls (a tensor of shape " + to_string(t.shape()) +
+                             " was not made by a layer; wrap free-standing ops in "
+                             "layers::Lambda)");
+        }
+        chain.emplace_back(call.get(), t);
+        t = call->input;
+    }
+    std::unordered_set<const layers::Layer*> seen;
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+        const std::size_t index = m_calls.size();
+        m_calls.push_back({it->first->layer, index, it->second.shape()});
+        if (seen.insert(it->first->layer.get()).second) {
+            m_layers.push_back(it->first->layer);
+        }
+    }
+}
+
+Tensor Model::operator()(const Tensor& x) const {
+    if (!x.defined()) {
+        throw ValueError("Model: input is an undefined Tensor");
+    }
+    const Shape& want = m_input.shape();
+    bool ok = x.dim() == want.size() && x.dtype() == m_input.dtype();
+    for (std::size_t i = 1; ok && i < want.size(); ++i) {
+        ok = x.shape()[i] == want[i];
+    }
+    if (!ok) {
+        throw ShapeError("Model: input " + to_string(x.shape()) + " " + to_string(x.dtype()) +
+                         " does not match the model's input " + to_string(want) + " " +
+                         to_string(m_input.dtype()) + " (only the batch axis may differ)");
+    }
+    Tensor y = x;
+    for (const Call& c : m_calls) {
+        y = layers::call_layer(c.layer, y);
+    }
+    return y;
+}
+
+std::vector<Tensor> Model::parameters() const {
+    std::vector<Tensor> out;
+    append_parameters(m_layers, out);
+    return out;
+}
+
+void Model::train(bool training) {
+    m_training = training;
+    for (const auto& l : m_layers) {
+        l->set_training(training);
+    }
+}
+
+std::string Model::summary() const {
+    std::vector<std::pair<std::string, Shape>> rows{{"Input", m_input.shape()}};
+    std::vector<std::size_t> params{0};
+    for (const Call& c : m_calls) {
+        rows.emplace_back(c.layer->name(), c.output_shape);
+        params.push_back(count_params(*c.layer));
+    }
+    return table(rows, params);
+}
+
+Sequential::Sequential(std::initializer_list<layers::LayerHandle> ls)
+    : Sequential(std::vector<layers::LayerHandle>(ls)) {}
+Sequential::Sequential(std::vector<layers::LayerHandle> ls) {
+    for (const auto& l : ls) {
+        add(l);
+    }
+}
+void Sequential::add(const layers::LayerHandle& layer) { m_layers.push_back(layer.layer()); }
+
+Tensor Sequential::operator()(const Tensor& x) const {
+    Tensor y = x;
+    for (const auto& l : m_layers) {
+        y = layers::call_layer(l, y);
+    }
+    return y;
+}
+
+std::vector<Tensor> Sequential::parameters() const {
+    std::vector<Tensor> out;
+    append_parameters(m_layers, out);
+    return out;
+}
+
+void Sequential::train(bool training) {
+    for (const auto& l : m_layers) {
+        l->set_training(training);
+    }
+}
+
+std::string Sequential::summary(const Shape& input_shape) const {
+    NoGradGuard no_grad;
+    Tensor y = Tensor::zeros(input_shape);
+    std::vector<std::pair<std::string, Shape>> rows{{"Input", input_shape}};
+    std::vector<std::size_t> params{0};
+    for (const auto& l : m_layers) {
+        y = l->forward(y); // shapes only: nothing is computed
+        rows.emplace_back(l->name(), y.shape());
+        params.push_back(count_params(*l));
+    }
+    return table(rows, params);
+}
+
+} // namespace pynn::models
