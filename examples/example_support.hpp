@@ -17,11 +17,12 @@ namespace examples {
 
 struct Options {
     std::string data_dir = "/usr/share/datasets/fashion-mnist";
-    std::size_t epochs = 10;
+    std::size_t epochs = 10; // the MLP's default; the CNN's is 5
     std::size_t batch_size = 64;
     double lr = 0.001;
     std::uint64_t seed = 42;
     bool help = false;
+    bool epochs_given = false; // --epochs was on the command line
 };
 
 inline Options parse_options(int argc, char** argv, const char* program, double default_lr) {
@@ -48,6 +49,7 @@ inline Options parse_options(int argc, char** argv, const char* program, double 
                 o.data_dir = value();
             } else if (arg == "--epochs") {
                 o.epochs = std::stoul(value());
+                o.epochs_given = true;
             } else if (arg == "--batch-size") {
                 o.batch_size = std::stoul(value());
             } else if (arg == "--lr") {

@@ -41,6 +41,9 @@ public:
     virtual ~Layer() = default;
     virtual Tensor forward(const Tensor& x) = 0;
     virtual std::vector<Tensor> parameters() const { return {}; }
+    // One name per parameter, in the same order: the keys of a checkpoint (Model::save writes
+    // "<layer index>.<name>"). The default is "param0", "param1", ...; Dense says "weight", "bias".
+    virtual std::vector<std::string> parameter_names() const;
     virtual std::string name() const = 0;
     virtual void set_training(bool training) { m_training = training; }
     bool training() const { return m_training; }
@@ -65,6 +68,7 @@ public:
     explicit LayerHandle(std::shared_ptr<Layer> layer) : m_layer(std::move(layer)) {}
     Tensor operator()(const Tensor& x) const { return call_layer(m_layer, x); }
     std::vector<Tensor> parameters() const { return m_layer->parameters(); }
+    std::vector<std::string> parameter_names() const { return m_layer->parameter_names(); }
     const std::shared_ptr<Layer>& layer() const { return m_layer; }
 
 protected:
@@ -98,6 +102,27 @@ public:
 class Lambda : public LayerHandle {
 public:
     explicit Lambda(std::function<Tensor(const Tensor&)> fn, std::string name = "lambda");
+};
+
+// 2-D convolution on NCHW input: activation(conv2d(x, W) + b). W (out, in, k, k) and b (out)
+// start uniform in +-1/sqrt(in * k * k), as torch.nn.Conv2d.
+class Conv2d : public LayerHandle {
+public:
+    Conv2d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel_size,
+           std::size_t stride = 1, std::size_t padding = 0, Activation activation = none,
+           bool bias = true);
+    Tensor weight() const;
+    Tensor bias() const;
+};
+
+// Max / average over kernel x kernel windows every `stride` pixels (0 = kernel), no padding.
+class MaxPool2d : public LayerHandle {
+public:
+    explicit MaxPool2d(std::size_t kernel_size, std::size_t stride = 0);
+};
+class AvgPool2d : public LayerHandle {
+public:
+    explicit AvgPool2d(std::size_t kernel_size, std::size_t stride = 0);
 };
 
 } // namespace layers

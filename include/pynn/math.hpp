@@ -56,6 +56,14 @@ Tensor argmax(const Tensor& x, int axis, bool keepdims = false);
 // 2-D (n, k) @ (k, m); batched (..., n, k) @ (..., k, m) with numpy broadcasting of batch axes.
 Tensor matmul(const Tensor& a, const Tensor& b);
 
+// --- convolution and pooling on NCHW tensors (im2col + BLAS GEMM) ---
+// x (N, C, H, W), weight (O, C, KH, KW) -> (N, O, OH, OW); cross-correlation, as torch.
+Tensor conv2d(const Tensor& x, const Tensor& weight, std::size_t stride = 1,
+              std::size_t padding = 0);
+// Windows of kernel x kernel every `stride` (0 = kernel) pixels, no padding (torch's defaults).
+Tensor max_pool2d(const Tensor& x, std::size_t kernel, std::size_t stride = 0);
+Tensor avg_pool2d(const Tensor& x, std::size_t kernel, std::size_t stride = 0);
+
 // --- shapes ---
 Tensor reshape(const Tensor& x, const Shape& shape);
 Tensor flatten(const Tensor& x, int start_axis = 1); // keeps axes before start_axis

@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pynn/layers.hpp"
@@ -26,6 +27,11 @@ public:
     // Keras-style table: layer, output shape, parameter count; then totals.
     std::string summary() const;
     const std::vector<std::shared_ptr<layers::Layer>>& layers() const { return m_layers; }
+
+    // --- checkpoints (see the Note below) ---
+    std::vector<std::pair<std::string, Tensor>> named_parameters() const;
+    void save(const std::string& path) const;
+    void load(const std::string& path);
 
 private:
     struct Call {
@@ -50,9 +56,26 @@ public:
     void train(bool training = true);
     void eval() { train(false); }
     std::string summary(const Shape& input_shape) const;
+    const std::vector<std::shared_ptr<layers::Layer>>& layers() const { return m_layers; }
+
+    // --- checkpoints (see the Note below) ---
+    std::vector<std::pair<std::string, Tensor>> named_parameters() const;
+    void save(const std::string& path) const;
+    void load(const std::string& path);
 
 private:
     std::vector<std::shared_ptr<layers::Layer>> m_layers;
 };
+
+// Note [Checkpoints]
+// named_parameters() names each parameter "<layer index>.<parameter name>": the layer's position
+// in layers() and its Layer::parameter_names() entry, as the keys of PyTorch's nn.Sequential
+// state_dict ("0.weight", "0.bias", "1.weight", ...). (A Dense weight is (in, out), the transpose
+// of torch.nn.Linear's (out, in); the values are not transposed on the way out or in.)
+// save(path) writes those tensors to a safetensors file (pynn/io/safetensors.hpp), atomically.
+// load(path) reads and validates the whole file first, then checks that it holds exactly the
+// model's names, each with the parameter's shape and dtype, and only then copies the values in.
+// Any problem throws pynn::IOError listing every missing, extra or mismatched tensor (with both
+// shapes), and leaves every weight as it was.
 
 } // namespace pynn::models

@@ -237,7 +237,7 @@ constexpr const char* install_hint =
 
 std::string find_mnist_file(std::string_view function, const std::string& dir,
                             const std::string& name) {
-    for (const std::string candidate : {name + ".gz", name}) {
+    for (const std::string& candidate : {name + ".gz", name}) {
         const std::filesystem::path p = std::filesystem::path(dir) / candidate;
         std::error_code ec;
         if (std::filesystem::is_regular_file(p, ec)) {

@@ -31,6 +31,15 @@ Activation::Activation(std::function<Tensor(const Tensor&)> f, std::string name)
 
 namespace layers {
 
+std::vector<std::string> Layer::parameter_names() const {
+    std::vector<std::string> names;
+    const std::size_t count = parameters().size();
+    for (std::size_t i = 0; i < count; ++i) {
+        names.push_back("param" + std::to_string(i));
+    }
+    return names;
+}
+
 Tensor call_layer(const std::shared_ptr<Layer>& layer, const Tensor& x) {
     if (!x.defined()) {
         throw ValueError(layer->name() + ": input is an undefined Tensor");
@@ -78,6 +87,12 @@ public:
             return {m_weight, m_bias};
         }
         return {m_weight};
+    }
+    std::vector<std::string> parameter_names() const override {
+        if (m_bias.defined()) {
+            return {"weight", "bias"};
+        }
+        return {"weight"};
     }
     std::string name() const override {
         std::string s = "Dense(" + std::to_string(m_in) + ", " + std::to_string(m_out);

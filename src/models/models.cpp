@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "pynn/error.hpp"
+#include "pynn/io/safetensors.hpp"
 
 namespace pynn::models {
 
@@ -30,6 +31,69 @@ void append_parameters(const std::vector<std::shared_ptr<layers::Layer>>& ls,
                 out.push_back(p);
             }
         }
+    }
+}
+
+io::NamedTensors named_parameters_of(const std::vector<std::shared_ptr<layers::Layer>>& ls) {
+    io::NamedTensors out;
+    for (std::size_t i = 0; i < ls.size(); ++i) {
+        const std::vector<Tensor> params = ls[i]->parameters();
+        const std::vector<std::string> names = ls[i]->parameter_names();
+        if (names.size() != params.size()) {
+            throw ValueError("layer " + std::to_string(i) + " " + ls[i]->name() + ": " +
+                             std::to_string(names.size()) + " parameter_names() for " +
+                             std::to_string(params.size()) + " parameters()");
+        }
+        for (std::size_t j = 0; j < params.size(); ++j) {
+            out.emplace_back(std::to_string(i) + "." + names[j], params[j]);
+        }
+    }
+    return out;
+}
+
+std::string describe_tensor(const Tensor& t) {
+    return to_string(t.shape()) + " " + to_string(t.dtype());
+}
+
+// Note [Checkpoints] in models.hpp: validate everything, then assign.
+void load_parameters(const std::string& who, const std::string& path,
+                     const io::NamedTensors& params) {
+    const io::NamedTensors file = io::load_safetensors(path);
+    std::unordered_map<std::string, const Tensor*> in_file;
+    for (const auto& [name, t] : file) {
+        in_file.emplace(name, &t);
+    }
+    std::vector<std::string> problems;
+    std::unordered_set<std::string> expected;
+    for (const auto& [name, p] : params) {
+        expected.insert(name);
+        const auto it = in_file.find(name);
+        if (it == in_file.end()) {
+            problems.push_back("tensor \"" + name + "\" " + describe_tensor(p) +
+                               " is missing from the file");
+        } else if (it->second->shape() != p.shape() || it->second->dtype() != p.dtype()) {
+            problems.push_back("tensor \"" + name + "\" is " + describe_tensor(*it->second) +
+                               " in the file but " + describe_tensor(p) + " in the model");
+        } else if (!p.is_leaf()) {
+            problems.push_back("parameter \"" + name + "\" is not a leaf tensor");
+        }
+    }
+    for (const auto& [name, t] : file) {
+        if (expected.count(name) == 0) {
+            problems.push_back("tensor \"" + name + "\" " + describe_tensor(t) +
+                               " in the file is not a parameter of the model");
+        }
+    }
+    if (!problems.empty()) {
+        std::string msg = who + ": " + path + ": ";
+        for (const std::string& p : problems) {
+            msg += p + "; ";
+        }
+        throw IOError(msg + "no weights were changed");
+    }
+    for (const auto& [name, p] : params) {
+        Tensor target = p;
+        target.assign(*in_file.at(name));
     }
 }
 
@@ -124,6 +188,12 @@ std::string Model::summary() const {
     return table(rows, params);
 }
 
+io::NamedTensors Model::named_parameters() const { return named_parameters_of(m_layers); }
+void Model::save(const std::string& path) const { io::save_safetensors(path, named_parameters()); }
+void Model::load(const std::string& path) {
+    load_parameters("Model::load", path, named_parameters());
+}
+
 Sequential::Sequential(std::initializer_list<layers::LayerHandle> ls)
     : Sequential(std::vector<layers::LayerHandle>(ls)) {}
 Sequential::Sequential(std::vector<layers::LayerHandle> ls) {
@@ -164,6 +234,14 @@ std::string Sequential::summary(const Shape& input_shape) const {
         params.push_back(count_params(*l));
     }
     return table(rows, params);
+}
+
+io::NamedTensors Sequential::named_parameters() const { return named_parameters_of(m_layers); }
+void Sequential::save(const std::string& path) const {
+    io::save_safetensors(path, named_parameters());
+}
+void Sequential::load(const std::string& path) {
+    load_parameters("Sequential::load", path, named_parameters());
 }
 
 } // namespace pynn::models

@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "ops/conv.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/leaf.hpp"
 #include "ops/matmul.hpp"
@@ -19,9 +20,11 @@ using Op = std::variant<Leaf, Detach,                                          /
                         LeakyRelu, Compare, Where,                             //
                         ReduceSum, ReduceMax, Argmax,                          // reductions
                         Matmul,                                                // BLAS
-                        Reshape, Permute, BroadcastTo, Slice, SliceScatter, Concat>; // movement
+                        Reshape, Permute, BroadcastTo, Slice, SliceScatter, Concat, // movement
+                        Conv2d, Conv2dGradInput, Conv2dGradWeight,             // convolution
+                        MaxPool2d, MaxPool2dGrad, AvgPool2d, AvgPool2dGrad>;   // pooling
 
-static_assert(std::variant_size_v<Op> == 31, "update the op list's users when adding an op");
+static_assert(std::variant_size_v<Op> == 38, "update the op list's users when adding an op");
 
 inline std::string_view op_name(const Op& op) {
     return std::visit([](const auto& o) { return std::decay_t<decltype(o)>::name; }, op);

@@ -1,0 +1,69 @@
+// Reading and writing the safetensors format (https://github.com/huggingface/safetensors), so
+// checkpoints move between pynn, PyTorch, JAX and the Hugging Face tools. pynn reads and writes the
+// two dtypes it computes in, F32 and F64. Writes are atomic; reads validate the whole file before
+// returning anything.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pynn/tensor.hpp"
+
+namespace pynn::io {
+
+// Tensors in a checkpoint, by name; names are unique (a vector keeps the order they are given in).
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+// The optional "__metadata__" string-to-string map of a safetensors header.
+using Metadata = std::map<std::string, std::string>;
+
+// The layout, as the format's specification describes it:
+//   bytes [0, 8)      N, the header's length, an unsigned 64-bit little-endian integer
+//   bytes [8, 8 + N)  a UTF-8 JSON object: for each tensor
+//                       "<name>": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}
+//                     and optionally "__metadata__": {"<key>": "<string value>", ...}
+//   bytes [8 + N, )   the data buffer: each tensor's values, row-major and little-endian, at
+//                     [begin, end) of this buffer; together they cover it exactly, with no gaps
+//                     and no overlaps.
+//
+// save_safetensors pads the header with spaces to a multiple of 8 bytes and lays out the F64
+// tensors first, then the F32 ones (each group in the order given), so every tensor's data is
+// aligned to its element size in the file, as the reference implementation does.
+//
+// The file is written to `path + ".tmp.<pid>"` in the same directory, flushed to disk (fsync) and
+// renamed over `path`, so a reader sees either the old file or the complete new one, never a
+// partial one. On any failure the temporary file is removed, `path` is left as it was, and an
+// IOError names both files and the reason. (Two threads of one process saving to the same path
+// at once would share the temporary file; don't.)
+//
+// Throws ValueError before touching the disk if a tensor is undefined, a name appears twice or is
+// "__metadata__", or a name or metadata string is not valid UTF-8.
+void save_safetensors(const std::string& path, const NamedTensors& tensors,
+                      const Metadata& metadata = {});
+
+// What load_safetensors returns with the metadata.
+struct SafetensorsFile {
+    NamedTensors tensors; // in the order of their data in the file
+    Metadata metadata;    // empty if the file has no "__metadata__"
+};
+
+// Reads and validates the whole file, then returns its tensors (leaves, not requiring grad) in
+// the order of their data in the file. Throws pynn::IOError if the file cannot be read or is not
+// a valid safetensors file of F32/F64 tensors; the message names the file, the byte offset in it
+// and what was expected there, e.g.
+//   load_safetensors: /x/model.safetensors: byte 8: expected a 120-byte JSON header (the length
+//   at byte 0), the file ends after 64 bytes
+//   load_safetensors: /x/model.safetensors: byte 8: tensor "0.weight": dtype "F16" is not
+//   supported; pynn reads F32 and F64
+// Cases: a file shorter than 8 bytes; a header length past the end of the file; a header that is
+// not a JSON object (or repeats a key); a tensor entry without a string "dtype", an array of
+// non-negative integer "shape" or a two-integer "data_offsets"; a dtype other than F32/F64; data
+// offsets that run backwards, overlap another tensor's, leave a gap, do not span exactly
+// numel * element size bytes, or end past the end of the file (a truncated body); bytes after the
+// last tensor; a "__metadata__" that is not a map of strings.
+NamedTensors load_safetensors(const std::string& path);
+// The same, with the header's "__metadata__".
+SafetensorsFile read_safetensors(const std::string& path);
+
+} // namespace pynn::io

@@ -1,0 +1,289 @@
+// conv2d, max_pool2d and avg_pool2d: builders with shape rules, kernels and backward rules.
+#include "ops/conv.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "kernels/conv2d.hpp"
+#include "kernels/gemm.hpp"
+#include "ops/builder.hpp"
+#include "pynn/math.hpp"
+
+namespace pynn {
+
+namespace {
+
+std::string geo_string(std::size_t stride, std::size_t padding) {
+    return "stride=" + std::to_string(stride) + " padding=" + std::to_string(padding);
+}
+
+kernels::ConvShape conv_shape(const Shape& x, const Shape& w, const Conv2dGeometry& g) {
+    kernels::ConvShape s{x[1], x[2], x[3], w[2], w[3], g.stride, g.padding, 0, 0};
+    s.oh = (s.h + 2 * s.pad - s.kh) / s.stride + 1;
+    s.ow = (s.w + 2 * s.pad - s.kw) / s.stride + 1;
+    return s;
+}
+
+// Scratch for im2col columns, reused across calls on this thread.
+template <class T>
+T* scratch(std::size_t n) {
+    thread_local std::vector<T> buffer;
+    if (buffer.size() < n) {
+        buffer.resize(n);
+    }
+    return buffer.data();
+}
+
+std::vector<Tensor> no_second_order(std::string_view op) {
+    throw Error(std::string(op) + ": second-order gradients of convolution and pooling are not "
+                                  "supported");
+}
+
+} // namespace
+
+// --- conv2d ---
+Tensor conv2d(const Tensor& x, const Tensor& w, std::size_t stride, std::size_t padding) {
+    constexpr std::string_view name = Conv2d::name;
+    check_defined(name, x, "x");
+    check_defined(name, w, "weight");
+    check_same_dtype(name, x, w, "x", "weight");
+    PYNN_CHECK(x.dim() == 4, ShapeError, "conv2d: x ", to_string(x.shape()),
+               " must be (batch, channels, height, width)");
+    PYNN_CHECK(w.dim() == 4, ShapeError, "conv2d: weight ", to_string(w.shape()),
+               " must be (out_channels, in_channels, kernel_h, kernel_w)");
+    PYNN_CHECK(x.shape()[1] == w.shape()[1], ShapeError, "conv2d: x ", to_string(x.shape()),
+               " and weight ", to_string(w.shape()), ": input channels ", x.shape()[1], " and ",
+               w.shape()[1], " differ");
+    PYNN_CHECK(stride > 0, ValueError, "conv2d: stride must be positive");
+    const std::size_t h = x.shape()[2] + 2 * padding;
+    const std::size_t wd = x.shape()[3] + 2 * padding;
+    PYNN_CHECK(h >= w.shape()[2] && wd >= w.shape()[3], ShapeError, "conv2d: x ",
+               to_string(x.shape()), " with padding ", padding, " is smaller than the kernel of ",
+               to_string(w.shape()));
+    Conv2dGeometry geo{stride, padding};
+    kernels::ConvShape s = conv_shape(x.shape(), w.shape(), geo);
+    return make_tensor(Conv2d{geo}, {x, w}, {x.shape()[0], w.shape()[0], s.oh, s.ow}, x.dtype());
+}
+std::string Conv2d::attributes() const { return geo_string(geo.stride, geo.padding); }
+void Conv2d::forward(const KernelArgs& args) const {
+    dispatch_dtype(args.dtype, [&]<class T>() {
+        const Shape& xs = args.in_shape(0);
+        const Shape& ws = args.in_shape(1);
+        kernels::ConvShape s = conv_shape(xs, ws, geo);
+        const std::size_t ckk = s.c * s.kh * s.kw;
+        const std::size_t plane = s.oh * s.ow;
+        const std::size_t o = ws[0];
+        T* cols = scratch<T>(ckk * plane);
+        for (std::size_t n = 0; n < xs[0]; ++n) {
+            kernels::im2col<T>(s, args.input<T>(0) + n * s.c * s.h * s.w, cols);
+            kernels::gemm<T>(false, false, o, plane, ckk, args.input<T>(1), cols,
+                             args.output<T>() + n * o * plane);
+        }
+    });
+}
+std::vector<Tensor> Conv2d::backward(const GradArgs& g) const {
+    const Tensor& x = g.inputs[0];
+    const Tensor& w = g.inputs[1];
+    Tensor grad_x = make_tensor(Conv2dGradInput{geo, x.shape()}, {w, g.grad_out}, x.shape(),
+                                x.dtype());
+    Tensor grad_w = make_tensor(Conv2dGradWeight{geo, w.shape()}, {x, g.grad_out}, w.shape(),
+                                w.dtype());
+    return {grad_x, grad_w};
+}
+
+std::string Conv2dGradInput::attributes() const {
+    return geo_string(geo.stride, geo.padding) + " shape=" + to_string(input_shape);
+}
+void Conv2dGradInput::forward(const KernelArgs& args) const {
+    dispatch_dtype(args.dtype, [&]<class T>() {
+        const Shape& ws = args.in_shape(0);
+        kernels::ConvShape s = conv_shape(input_shape, ws, geo);
+        const std::size_t ckk = s.c * s.kh * s.kw;
+        const std::size_t plane = s.oh * s.ow;
+        const std::size_t o = ws[0];
+        T* out = args.output<T>();
+        std::fill_n(out, numel(input_shape), T(0));
+        T* cols = scratch<T>(ckk * plane);
+        for (std::size_t n = 0; n < input_shape[0]; ++n) {
+            // cols (CKK, P) = w^T (CKK, O) @ grad_out[n] (O, P), then fold back into the image.
+            kernels::gemm<T>(true, false, ckk, plane, o, args.input<T>(0),
+                             args.input<T>(1) + n * o * plane, cols);
+            kernels::col2im<T>(s, cols, out + n * s.c * s.h * s.w);
+        }
+    });
+}
+std::vector<Tensor> Conv2dGradInput::backward(const GradArgs&) const {
+    return no_second_order(name);
+}
+
+std::string Conv2dGradWeight::attributes() const {
+    return geo_string(geo.stride, geo.padding) + " shape=" + to_string(weight_shape);
+}
+void Conv2dGradWeight::forward(const KernelArgs& args) const {
+    dispatch_dtype(args.dtype, [&]<class T>() {
+        const Shape& xs = args.in_shape(0);
+        kernels::ConvShape s = conv_shape(xs, weight_shape, geo);
+        const std::size_t ckk = s.c * s.kh * s.kw;
+        const std::size_t plane = s.oh * s.ow;
+        const std::size_t o = weight_shape[0];
+        T* out = args.output<T>();
+        T* cols = scratch<T>(ckk * plane);
+        for (std::size_t n = 0; n < xs[0]; ++n) {
+            kernels::im2col<T>(s, args.input<T>(0) + n * s.c * s.h * s.w, cols);
+            // grad_w (O, CKK) += grad_out[n] (O, P) @ cols^T (P, CKK)
+            kernels::gemm<T>(false, true, o, ckk, plane, args.input<T>(1) + n * o * plane, cols,
+                             out, /*accumulate=*/n > 0);
+        }
+        if (xs[0] == 0) {
+            std::fill_n(out, numel(weight_shape), T(0));
+        }
+    });
+}
+std::vector<Tensor> Conv2dGradWeight::backward(const GradArgs&) const {
+    return no_second_order(name);
+}
+
+// --- pooling ---
+namespace {
+
+Shape pool_shape(std::string_view op, const Tensor& x, const PoolGeometry& g) {
+    PYNN_CHECK(x.dim() == 4, ShapeError, op, ": x ", to_string(x.shape()),
+               " must be (batch, channels, height, width)");
+    PYNN_CHECK(g.kernel > 0 && g.stride > 0, ValueError, op, ": kernel ", g.kernel,
+               " and stride ", g.stride, " must be positive");
+    PYNN_CHECK(x.shape()[2] >= g.kernel && x.shape()[3] >= g.kernel, ShapeError, op, ": x ",
+               to_string(x.shape()), " is smaller than the ", g.kernel, "x", g.kernel, " window");
+    return {x.shape()[0], x.shape()[1], (x.shape()[2] - g.kernel) / g.stride + 1,
+            (x.shape()[3] - g.kernel) / g.stride + 1};
+}
+
+// Calls f(plane_index, oy, ox, window_origin_offset) for every output element.
+template <class F>
+void for_each_window(const Shape& in, const Shape& out, const PoolGeometry& g, F f) {
+    const std::size_t planes = in[0] * in[1];
+    for (std::size_t p = 0; p < planes; ++p) {
+        for (std::size_t oy = 0; oy < out[2]; ++oy) {
+            for (std::size_t ox = 0; ox < out[3]; ++ox) {
+                f(p, (p * out[2] + oy) * out[3] + ox,
+                  (p * in[2] + oy * g.stride) * in[3] + ox * g.stride);
+            }
+        }
+    }
+}
+
+std::string pool_string(const PoolGeometry& g) {
+    return "kernel=" + std::to_string(g.kernel) + " stride=" + std::to_string(g.stride);
+}
+
+} // namespace
+
+Tensor max_pool2d(const Tensor& x, std::size_t kernel, std::size_t stride) {
+    check_defined(MaxPool2d::name, x);
+    PoolGeometry g{kernel, stride == 0 ? kernel : stride};
+    Shape shape = pool_shape(MaxPool2d::name, x, g);
+    return make_tensor(MaxPool2d{g}, {x}, std::move(shape), x.dtype());
+}
+std::string MaxPool2d::attributes() const { return pool_string(geo); }
+void MaxPool2d::forward(const KernelArgs& args) const {
+    dispatch_dtype(args.dtype, [&]<class T>() {
+        const Shape& in = args.in_shape(0);
+        const T* x = args.input<T>(0);
+        T* y = args.output<T>();
+        for_each_window(in, args.out_shape, geo, [&](std::size_t, std::size_t o, std::size_t at) {
+            T m = -std::numeric_limits<T>::infinity();
+            for (std::size_t ky = 0; ky < geo.kernel; ++ky) {
+                const T* row = x + at + ky * in[3];
+                for (std::size_t kx = 0; kx < geo.kernel; ++kx) {
+                    m = std::max(m, row[kx]);
+                }
+            }
+            y[o] = m;
+        });
+    });
+}
+std::vector<Tensor> MaxPool2d::backward(const GradArgs& g) const {
+    const Tensor& x = g.inputs[0];
+    return {make_tensor(MaxPool2dGrad{geo}, {x, g.grad_out}, x.shape(), x.dtype())};
+}
+
+std::string MaxPool2dGrad::attributes() const { return pool_string(geo); }
+void MaxPool2dGrad::forward(const KernelArgs& args) const {
+    dispatch_dtype(args.dtype, [&]<class T>() {
+        const Shape& in = args.in_shape(0);
+        const T* x = args.input<T>(0);
+        const T* go = args.input<T>(1);
+        T* gx = args.output<T>();
+        std::fill_n(gx, numel(in), T(0));
+        for_each_window(in, args.in_shape(1), geo,
+                        [&](std::size_t, std::size_t o, std::size_t at) {
+                            std::size_t best = at;
+                            for (std::size_t ky = 0; ky < geo.kernel; ++ky) {
+                                for (std::size_t kx = 0; kx < geo.kernel; ++kx) {
+                                    const std::size_t i = at + ky * in[3] + kx;
+                                    if (x[i] > x[best]) {
+                                        best = i;
+                                    }
+                                }
+                            }
+                            gx[best] += go[o];
+                        });
+    });
+}
+std::vector<Tensor> MaxPool2dGrad::backward(const GradArgs&) const {
+    return no_second_order(name);
+}
+
+Tensor avg_pool2d(const Tensor& x, std::size_t kernel, std::size_t stride) {
+    check_defined(AvgPool2d::name, x);
+    PoolGeometry g{kernel, stride == 0 ? kernel : stride};
+    Shape shape = pool_shape(AvgPool2d::name, x, g);
+    return make_tensor(AvgPool2d{g}, {x}, std::move(shape), x.dtype());
+}
+std::string AvgPool2d::attributes() const { return pool_string(geo); }
+void AvgPool2d::forward(const KernelArgs& args) const {
+    dispatch_dtype(args.dtype, [&]<class T>() {
+        const Shape& in = args.in_shape(0);
+        const T* x = args.input<T>(0);
+        T* y = args.output<T>();
+        const T scale = T(1) / static_cast<T>(geo.kernel * geo.kernel);
+        for_each_window(in, args.out_shape, geo, [&](std::size_t, std::size_t o, std::size_t at) {
+            T acc = 0;
+            for (std::size_t ky = 0; ky < geo.kernel; ++ky) {
+                for (std::size_t kx = 0; kx < geo.kernel; ++kx) {
+                    acc += x[at + ky * in[3] + kx];
+                }
+            }
+            y[o] = acc * scale;
+        });
+    });
+}
+std::vector<Tensor> AvgPool2d::backward(const GradArgs& g) const {
+    const Tensor& x = g.inputs[0];
+    return {make_tensor(AvgPool2dGrad{geo, x.shape()}, {g.grad_out}, x.shape(), x.dtype())};
+}
+
+std::string AvgPool2dGrad::attributes() const {
+    return pool_string(geo) + " shape=" + to_string(input_shape);
+}
+void AvgPool2dGrad::forward(const KernelArgs& args) const {
+    dispatch_dtype(args.dtype, [&]<class T>() {
+        const T* go = args.input<T>(0);
+        T* gx = args.output<T>();
+        std::fill_n(gx, numel(input_shape), T(0));
+        const T scale = T(1) / static_cast<T>(geo.kernel * geo.kernel);
+        for_each_window(input_shape, args.in_shape(0), geo,
+                        [&](std::size_t, std::size_t o, std::size_t at) {
+                            for (std::size_t ky = 0; ky < geo.kernel; ++ky) {
+                                for (std::size_t kx = 0; kx < geo.kernel; ++kx) {
+                                    gx[at + ky * input_shape[3] + kx] += go[o] * scale;
+                                }
+                            }
+                        });
+    });
+}
+std::vector<Tensor> AvgPool2dGrad::backward(const GradArgs&) const {
+    return no_second_order(name);
+}
+
+} // namespace pynn

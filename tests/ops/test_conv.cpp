@@ -1,0 +1,77 @@
+// conv2d against a naive direct convolution over random shapes with stride and padding, its
+// gradients (input, weight) and the pooling ops' against finite differences, and shape errors.
+#include <catch2/catch.hpp>
+
+#include "kernels/conv2d.hpp"
+#include "support/gradcheck.hpp"
+
+using namespace pynn;
+using pynn::testing::check_gradients;
+using pynn::testing::random_array;
+using pynn::testing::require_close;
+
+TEST_CASE("conv2d matches a direct convolution", "[ops][conv]") {
+    struct Case {
+        Shape x, w;
+        std::size_t stride, pad;
+    };
+    auto [x_shape, w_shape, stride, pad] = GENERATE(
+        Case{{2, 3, 7, 6}, {4, 3, 3, 3}, 1, 1}, Case{{1, 1, 5, 5}, {2, 1, 3, 3}, 1, 0},
+        Case{{2, 2, 8, 7}, {3, 2, 3, 2}, 2, 1}, Case{{1, 3, 6, 6}, {2, 3, 1, 1}, 3, 0},
+        Case{{3, 2, 5, 9}, {2, 2, 5, 3}, 2, 2});
+    auto x = random_array(x_shape, 21);
+    auto w = random_array(w_shape, 22);
+    Tensor y = conv2d(Tensor::from_values(x), Tensor::from_values(w), stride, pad);
+    kernels::ConvShape s{x_shape[1], x_shape[2], x_shape[3], w_shape[2], w_shape[3],
+                         stride,     pad,        0,          0};
+    s.oh = (s.h + 2 * pad - s.kh) / stride + 1;
+    s.ow = (s.w + 2 * pad - s.kw) / stride + 1;
+    REQUIRE(y.shape() == Shape{x_shape[0], w_shape[0], s.oh, s.ow});
+    xt::xarray<double> expected = xt::zeros<double>(y.shape());
+    kernels::conv2d_reference<double>(x_shape[0], w_shape[0], s, x.data(), w.data(),
+                                      expected.data());
+    require_close(y.values<double>(), expected, 1e-12);
+}
+
+TEST_CASE("conv2d's gradients match finite differences", "[ops][conv]") {
+    SECTION("stride 1, padding 1") {
+        check_gradients(
+            [](const std::vector<Tensor>& t) { return conv2d(t[0], t[1], 1, 1); },
+            {random_array({2, 2, 4, 4}, 31), random_array({3, 2, 3, 3}, 32)});
+    }
+    SECTION("stride 2, padding 0, with bias as a layer adds it") {
+        check_gradients(
+            [](const std::vector<Tensor>& t) {
+                return conv2d(t[0], t[1], 2, 0) + reshape(t[2], {2, 1, 1});
+            },
+            {random_array({1, 3, 5, 5}, 33), random_array({2, 3, 2, 2}, 34),
+             random_array({2}, 35)});
+    }
+}
+
+TEST_CASE("max_pool2d and avg_pool2d forward and gradients", "[ops][pool]") {
+    xt::xarray<double> x = {{{{1, 2, 3, 4}, {5, 6, 7, 8}, {9, 10, 11, 12}, {13, 14, 15, 16}}}};
+    require_close(max_pool2d(Tensor::from_values(x), 2).values<double>(),
+                  xt::xarray<double>{{{{6, 8}, {14, 16}}}});
+    require_close(avg_pool2d(Tensor::from_values(x), 2).values<double>(),
+                  xt::xarray<double>{{{{3.5, 5.5}, {11.5, 13.5}}}});
+    require_close(max_pool2d(Tensor::from_values(x), 3, 1).values<double>(),
+                  xt::xarray<double>{{{{11, 12}, {15, 16}}}});
+    // Distinct values keep the maximum away from ties, where the gradient jumps.
+    check_gradients([](const std::vector<Tensor>& t) { return max_pool2d(t[0], 2); },
+                    {random_array({2, 2, 4, 6}, 41)});
+    check_gradients([](const std::vector<Tensor>& t) { return avg_pool2d(t[0], 2, 1); },
+                    {random_array({1, 2, 5, 4}, 42)});
+}
+
+TEST_CASE("conv2d and pooling reject bad shapes", "[ops][conv]") {
+    Tensor x = Tensor::zeros({2, 3, 8, 8});
+    CHECK_THROWS_WITH(conv2d(x, Tensor::zeros({4, 2, 3, 3})),
+                      "conv2d: x (2, 3, 8, 8) and weight (4, 2, 3, 3): input channels 3 and 2 "
+                      "differ");
+    CHECK_THROWS_WITH(conv2d(Tensor::zeros({3, 8, 8}), Tensor::zeros({4, 3, 3, 3})),
+                      "conv2d: x (3, 8, 8) must be (batch, channels, height, width)");
+    CHECK_THROWS_AS(conv2d(x, Tensor::zeros({4, 3, 9, 9})), ShapeError);
+    CHECK_THROWS_WITH(max_pool2d(Tensor::zeros({1, 1, 1, 1}), 2),
+                      "max_pool2d: x (1, 1, 1, 1) is smaller than the 2x2 window");
+}
