@@ -235,6 +235,17 @@ const std::string& Tensor::name() const {
     return m_node->name;
 }
 
+void Tensor::defer_assign(const Tensor& target, const Tensor& value) const {
+    check_defined("defer_assign", *this, "tensor");
+    check_defined("defer_assign", value, "value");
+    Node& leaf = leaf_node("defer_assign", target);
+    PYNN_CHECK(leaf.shape == value.shape(), ShapeError, "defer_assign: target ",
+               pynn::to_string(leaf.shape), " and value ", pynn::to_string(value.shape()),
+               ": shapes differ");
+    check_same_dtype("defer_assign", target, value, "target", "value");
+    m_node->effects.emplace_back(target.node(), value.detach().node());
+}
+
 void Tensor::set_history(std::shared_ptr<const History> history) {
     check_defined("set_history", *this, "tensor");
     m_node->history = std::move(history);

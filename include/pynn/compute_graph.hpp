@@ -37,7 +37,10 @@ public:
 
 private:
     ComputeGraph() = default;
+    // Adds the values of pending deferred writes (Tensor::defer_assign) as outputs of `request`.
+    void collect_effects(std::vector<std::shared_ptr<Node>>& request_outputs);
     std::vector<Tensor> m_outputs;
+    std::vector<std::shared_ptr<Node>> m_effect_nodes; // nodes whose effects this run performs
     std::vector<std::shared_ptr<Node>> m_leaves;
     std::shared_ptr<compiler::CompiledPlan> m_plan;
     bool m_cache_hit = false;

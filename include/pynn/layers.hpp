@@ -125,5 +125,21 @@ public:
     explicit AvgPool2d(std::size_t kernel_size, std::size_t stride = 0);
 };
 
+// Batch normalisation over the channel axis 1, as torch.nn.BatchNorm1d ((N, C) or (N, C, L))
+// and BatchNorm2d ((N, C, H, W)). Training mode normalises with the batch's statistics and
+// updates the running ones (momentum 0.1, unbiased variance); eval mode uses the running ones.
+class BatchNorm1d : public LayerHandle {
+public:
+    explicit BatchNorm1d(std::size_t num_features, double eps = 1e-5, double momentum = 0.1);
+    Tensor running_mean() const;
+    Tensor running_var() const;
+};
+class BatchNorm2d : public LayerHandle {
+public:
+    explicit BatchNorm2d(std::size_t num_features, double eps = 1e-5, double momentum = 0.1);
+    Tensor running_mean() const;
+    Tensor running_var() const;
+};
+
 } // namespace layers
 } // namespace pynn

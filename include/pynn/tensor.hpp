@@ -111,6 +111,11 @@ public:
     Tensor& set_name(const std::string& name);
     const std::string& name() const;
 
+    // A deferred in-place write: the first time a graph that computes this tensor runs, it also
+    // computes `value` and copies it into the leaf `target` (how BatchNorm's running statistics
+    // update during a lazy forward pass, as they do during PyTorch's eager one).
+    void defer_assign(const Tensor& target, const Tensor& value) const;
+
     void set_history(std::shared_ptr<const History> history);
     std::shared_ptr<const History> history() const;
 

@@ -67,8 +67,7 @@ Tensor gather_rows(const xt::xarray<T>& data, const std::vector<std::size_t>& or
     return Tensor::from_values(rows.data(), shape);
 }
 
-std::variant<xt::xarray<float>, xt::xarray<double>> column_of(const Tensor& t,
-                                                              const char* label) {
+std::variant<xt::xarray<float>, xt::xarray<double>> column_of(const Tensor& t, const char* label) {
     check_defined("DataLoader", t, label);
     if (t.dtype() == DType::Float64) {
         return t.values<double>();
@@ -169,8 +168,8 @@ xt::xarray<float> one_hot(const xt::xarray<float>& labels, std::size_t num_class
     const float* src = labels.data();
     for (std::size_t i = 0; i < labels.size(); ++i) {
         const float v = src[i];
-        PYNN_CHECK(std::isfinite(v) && std::floor(v) == v, ValueError, "one_hot: ",
-                   index_string(shape, i), " = ", v, " is not an integer class index");
+        PYNN_CHECK(std::isfinite(v) && std::floor(v) == v, ValueError,
+                   "one_hot: ", index_string(shape, i), " = ", v, " is not an integer class index");
         PYNN_CHECK(v >= 0.0F && static_cast<double>(v) < static_cast<double>(num_classes),
                    ValueError, "one_hot: ", index_string(shape, i), " = ", v, " is outside [0, ",
                    num_classes, ")");

@@ -45,9 +45,9 @@ Bytes read_file(const std::string& path) {
     PYNN_CHECK(!std::filesystem::is_directory(path, ec), IOError, "read_idx: ", path,
                ": cannot open: it is a directory");
     const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
-                                                              &std::fclose);
-    PYNN_CHECK(file != nullptr, IOError, "read_idx: ", path, ": cannot open: ",
-               std::strerror(errno));
+                                                               &std::fclose);
+    PYNN_CHECK(file != nullptr, IOError, "read_idx: ", path,
+               ": cannot open: ", std::strerror(errno));
     Bytes bytes;
     std::size_t size = 0;
     while (true) {
@@ -58,8 +58,8 @@ Bytes read_file(const std::string& path) {
             break;
         }
     }
-    PYNN_CHECK(!std::ferror(file.get()), IOError, "read_idx: ", path, ": read error after ",
-               size, " bytes: ", std::strerror(errno));
+    PYNN_CHECK(!std::ferror(file.get()), IOError, "read_idx: ", path, ": read error after ", size,
+               " bytes: ", std::strerror(errno));
     bytes.resize(size);
     return bytes;
 }
@@ -81,10 +81,9 @@ Bytes gunzip(const std::string& path, const Bytes& compressed) {
     // trusted only as a first guess, bounded by deflate's best ratio of about 1032:1.
     if (compressed.size() >= 18) {
         const std::size_t n = compressed.size();
-        const std::size_t isize = std::size_t{compressed[n - 4]} |
-                                  (std::size_t{compressed[n - 3]} << 8) |
-                                  (std::size_t{compressed[n - 2]} << 16) |
-                                  (std::size_t{compressed[n - 1]} << 24);
+        const std::size_t isize =
+            std::size_t{compressed[n - 4]} | (std::size_t{compressed[n - 3]} << 8) |
+            (std::size_t{compressed[n - 2]} << 16) | (std::size_t{compressed[n - 1]} << 24);
         out.resize(std::min(isize, n * 1032) + 1);
     }
     std::size_t produced = 0;
@@ -111,7 +110,8 @@ Bytes gunzip(const std::string& path, const Bytes& compressed) {
                 break;
             }
             const std::size_t rest = compressed.size() - consumed;
-            PYNN_CHECK(rest >= 2 && compressed[consumed] == 0x1f && compressed[consumed + 1] == 0x8b,
+            PYNN_CHECK(rest >= 2 && compressed[consumed] == 0x1f &&
+                           compressed[consumed + 1] == 0x8b,
                        IOError, "read_idx: ", path, ": compressed byte ", consumed,
                        ": expected another gzip member or the end of the file, found ", rest,
                        " more bytes");
@@ -122,9 +122,8 @@ Bytes gunzip(const std::string& path, const Bytes& compressed) {
             throw std::bad_alloc();
         }
         // Z_BUF_ERROR with room left in `out` means inflate needs input that is not there.
-        PYNN_CHECK(ret != Z_BUF_ERROR, IOError, "read_idx: ", path, ": compressed byte ",
-                   consumed, ": expected more gzip data, file ends after ", compressed.size(),
-                   " bytes");
+        PYNN_CHECK(ret != Z_BUF_ERROR, IOError, "read_idx: ", path, ": compressed byte ", consumed,
+                   ": expected more gzip data, file ends after ", compressed.size(), " bytes");
         PYNN_CHECK(ret == Z_OK, IOError, "read_idx: ", path, ": compressed byte ", consumed,
                    ": corrupt gzip data (zlib: ", zs.msg != nullptr ? zs.msg : "unknown error",
                    ")");
@@ -140,11 +139,11 @@ struct TypeInfo {
 };
 
 constexpr std::array<TypeInfo, 6> idx_types{{{0x08, 1, "ubyte"},
-                                              {0x09, 1, "sbyte"},
-                                              {0x0B, 2, "short"},
-                                              {0x0C, 4, "int"},
-                                              {0x0D, 4, "float"},
-                                              {0x0E, 8, "double"}}};
+                                             {0x09, 1, "sbyte"},
+                                             {0x0B, 2, "short"},
+                                             {0x0C, 4, "int"},
+                                             {0x0D, 4, "float"},
+                                             {0x0E, 8, "double"}}};
 
 // Converts n big-endian values of type T starting at `src` to float.
 template <class T>
@@ -167,8 +166,8 @@ xt::xarray<float> parse_idx(const std::string& path, const Bytes& b, bool decomp
     const char* ends = decompressed ? "decompressed data ends after " : "file ends after ";
     const std::size_t size = b.size();
 
-    PYNN_CHECK(size >= 4, IOError, at, 0, where, "expected a 4-byte IDX magic number, ", ends,
-               size, " bytes");
+    PYNN_CHECK(size >= 4, IOError, at, 0, where, "expected a 4-byte IDX magic number, ", ends, size,
+               " bytes");
     PYNN_CHECK(b[0] == 0 && b[1] == 0, IOError, at, 0, where,
                "expected an IDX magic number starting with two zero bytes, found ", hex_byte(b[0]),
                " ", hex_byte(b[1]));
@@ -197,8 +196,8 @@ xt::xarray<float> parse_idx(const std::string& path, const Bytes& b, bool decomp
         count *= shape[d];
     }
     const std::string described = to_string(Shape(shape.begin(), shape.end())) + " " + type->name;
-    PYNN_CHECK(!overflow && count <= std::numeric_limits<std::size_t>::max() / type->size,
-               IOError, at, 4, where, "dimension sizes ", described,
+    PYNN_CHECK(!overflow && count <= std::numeric_limits<std::size_t>::max() / type->size, IOError,
+               at, 4, where, "dimension sizes ", described,
                " describe more bytes than can be addressed");
     const std::size_t data_bytes = count * type->size;
 
@@ -213,7 +212,8 @@ xt::xarray<float> parse_idx(const std::string& path, const Bytes& b, bool decomp
     float* dst = result.data();
     switch (type->code) {
     case 0x08:
-        std::transform(src, src + count, dst, [](unsigned char v) { return static_cast<float>(v); });
+        std::transform(src, src + count, dst,
+                       [](unsigned char v) { return static_cast<float>(v); });
         break;
     case 0x09: convert_big_endian<std::int8_t>(src, dst, count); break;
     case 0x0B: convert_big_endian<std::int16_t>(src, dst, count); break;
@@ -277,8 +277,8 @@ MnistData load_mnist_format(std::string_view function, const std::string& dir) {
     const bool exists = fs::exists(dir, ec);
     const bool is_dir = fs::is_directory(dir, ec);
     PYNN_CHECK(is_dir, IOError, function, ": ", dir,
-               exists ? " is not a directory" : " does not exist", " (looked for ",
-               mnist_files[0], ", ", mnist_files[1], ", ", mnist_files[2], " and ", mnist_files[3],
+               exists ? " is not a directory" : " does not exist", " (looked for ", mnist_files[0],
+               ", ", mnist_files[1], ", ", mnist_files[2], " and ", mnist_files[3],
                ", each with or without .gz); ", install_hint);
     std::array<std::string, 4> paths;
     for (std::size_t i = 0; i < paths.size(); ++i) {

@@ -32,6 +32,9 @@ struct Node : std::enable_shared_from_this<Node> {
     StoragePtr data;
     StoragePtr grad; // accumulated gradient (leaves that require grad)
     std::shared_ptr<const History> history; // set by layers (models::Model replays them)
+    // Deferred writes (target leaf, value), done once by the first run that computes this node.
+    std::vector<std::pair<NodePtr, NodePtr>> effects;
+    bool effects_done = false;
 
     bool is_leaf() const { return std::holds_alternative<Leaf>(op); }
 };

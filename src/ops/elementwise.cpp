@@ -11,8 +11,8 @@
 
 namespace pynn {
 
-Shape broadcast_shapes(std::string_view op, const Shape& a, const Shape& b, std::string_view label_a,
-                       std::string_view label_b) {
+Shape broadcast_shapes(std::string_view op, const Shape& a, const Shape& b,
+                       std::string_view label_a, std::string_view label_b) {
     const std::size_t rank = std::max(a.size(), b.size());
     Shape out(rank);
     for (std::size_t i = 0; i < rank; ++i) {

@@ -16,6 +16,7 @@ ComputeGraph::ComputeGraph(std::vector<Tensor> outputs) : m_outputs(std::move(ou
         request.outputs.push_back(m_outputs[i].node());
     }
     PYNN_CHECK(!request.outputs.empty(), ValueError, "ComputeGraph: no outputs given");
+    collect_effects(request.outputs);
     compiler::Compiled compiled = compiler::compile(request);
     m_plan = compiled.entry;
     m_cache_hit = compiled.cache_hit;
@@ -52,6 +53,7 @@ ComputeGraph ComputeGraph::backward(const Tensor& loss, const Tensor& seed,
         request.outputs.push_back(keep[i].node());
         g.m_outputs.push_back(keep[i]);
     }
+    g.collect_effects(request.outputs);
     compiler::Compiled compiled = compiler::compile(request);
     g.m_plan = compiled.entry;
     g.m_cache_hit = compiled.cache_hit;
@@ -59,6 +61,23 @@ ComputeGraph ComputeGraph::backward(const Tensor& loss, const Tensor& seed,
         g.m_leaves.push_back(leaf->shared_from_this());
     }
     return g;
+}
+
+void ComputeGraph::collect_effects(std::vector<std::shared_ptr<Node>>& request_outputs) {
+    std::vector<Node*> roots;
+    for (const auto& n : request_outputs) {
+        roots.push_back(n.get());
+    }
+    for (Node* n : topological_order(roots)) {
+        if (n->effects.empty() || n->effects_done) {
+            continue;
+        }
+        m_effect_nodes.push_back(n->shared_from_this());
+        for (const auto& [target, value] : n->effects) {
+            request_outputs.push_back(value);
+            m_outputs.emplace_back(value);
+        }
+    }
 }
 
 std::size_t ComputeGraph::num_kernels() const { return m_plan->plan.steps.size(); }
@@ -131,6 +150,16 @@ void ComputeGraph::run() {
         if (!node.is_leaf()) {
             node.data = copy_out(plan.outputs[i]);
         }
+    }
+    for (const auto& node : m_effect_nodes) {
+        if (node->effects_done) { // another run got there first
+            continue;
+        }
+        for (const auto& [target, value] : node->effects) {
+            const Storage& v = *value->data;
+            std::memcpy(target->data->raw(), v.raw(), v.bytes());
+        }
+        node->effects_done = true;
     }
     for (const auto& [leaf_index, buffer] : plan.grads) {
         Node& leaf = *m_leaves[leaf_index];

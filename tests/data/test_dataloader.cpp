@@ -62,14 +62,14 @@ std::vector<std::size_t> shape_of(const xt::xarray<float>& a) {
 } // namespace
 
 TEST_CASE("DataLoader counts batches with and without drop_last", "[io]") {
-    const auto [n, batch, expected, expected_drop] = GENERATE(table<std::size_t, std::size_t,
-                                                                    std::size_t, std::size_t>({
-        {10, 3, 4, 3},
-        {9, 3, 3, 3},
-        {2, 5, 1, 0},
-        {1, 1, 1, 1},
-        {0, 4, 0, 0},
-    }));
+    const auto [n, batch, expected, expected_drop] =
+        GENERATE(table<std::size_t, std::size_t, std::size_t, std::size_t>({
+            {10, 3, 4, 3},
+            {9, 3, 3, 3},
+            {2, 5, 1, 0},
+            {1, 1, 1, 1},
+            {0, 4, 0, 0},
+        }));
     DataLoader keep(numbered_images(n), numbered_labels(n), batch);
     DataLoader drop(numbered_images(n), numbered_labels(n), batch, {.drop_last = true});
     REQUIRE(keep.size() == expected);
@@ -155,12 +155,8 @@ TEST_CASE("DataLoader's order follows the seed and changes every epoch", "[io]")
         REQUIRE(a2 != a3);
         REQUIRE(a1 != a3);
     }
-    SECTION("another seed, another order") {
-        REQUIRE(one_epoch(c) != a1);
-    }
-    SECTION("order() is the current epoch's order") {
-        REQUIRE(a.order() == a3);
-    }
+    SECTION("another seed, another order") { REQUIRE(one_epoch(c) != a1); }
+    SECTION("order() is the current epoch's order") { REQUIRE(a.order() == a3); }
 }
 
 TEST_CASE("DataLoader's permutation is pinned for a seed on every standard library", "[io]") {
@@ -277,9 +273,9 @@ TEST_CASE("data::one_hot rejects labels that are not class indices", "[io]") {
         REQUIRE_THROWS_MATCHES(pynn::data::one_hot(xt::xarray<float>{0.0F, 10.0F}, 10),
                                pynn::ValueError,
                                Message("one_hot: labels[1] = 10 is outside [0, 10)"));
-        REQUIRE_THROWS_MATCHES(pynn::data::one_hot(xt::xarray<float>{{0.0F, 1.0F}, {2.0F, -1.0F}}, 10),
-                               pynn::ValueError,
-                               Message("one_hot: labels[1, 1] = -1 is outside [0, 10)"));
+        REQUIRE_THROWS_MATCHES(
+            pynn::data::one_hot(xt::xarray<float>{{0.0F, 1.0F}, {2.0F, -1.0F}}, 10),
+            pynn::ValueError, Message("one_hot: labels[1, 1] = -1 is outside [0, 10)"));
     }
     SECTION("not an integer") {
         REQUIRE_THROWS_MATCHES(pynn::data::one_hot(xt::xarray<float>{1.0F, 2.5F}, 10),

@@ -25,8 +25,8 @@ namespace fs = std::filesystem;
 using Bytes = std::vector<unsigned char>;
 using Catch::Matchers::Contains;
 using Catch::Matchers::EndsWith;
-using Catch::Matchers::StartsWith;
 using Catch::Matchers::Message;
+using Catch::Matchers::StartsWith;
 using pynn::data::read_idx;
 
 namespace {
@@ -427,17 +427,16 @@ TEST_CASE("load_mnist and load_fashion_mnist say what they looked for", "[io]") 
     }
     SECTION("a file instead of a directory") {
         write_raw(dir.file("plain"), {1});
-        REQUIRE_THAT(io_error_message([&] { pynn::data::load_mnist(dir.file("plain")); }),
-                     StartsWith("load_mnist: " + dir.file("plain") +
-                                " is not a directory (looked for ") &&
-                         EndsWith(hint));
+        REQUIRE_THAT(
+            io_error_message([&] { pynn::data::load_mnist(dir.file("plain")); }),
+            StartsWith("load_mnist: " + dir.file("plain") + " is not a directory (looked for ") &&
+                EndsWith(hint));
     }
     SECTION("a missing file") {
         write_gz(dir.file("train-images-idx3-ubyte.gz"), idx_bytes(0x08, {1, 1, 1}, {0}));
         write_gz(dir.file("train-labels-idx1-ubyte.gz"), idx_bytes(0x08, {1}, {0}));
         write_gz(dir.file("t10k-images-idx3-ubyte.gz"), idx_bytes(0x08, {1, 1, 1}, {0}));
-        REQUIRE_THROWS_MATCHES(pynn::data::load_fashion_mnist(dir.path().string()),
-                               pynn::IOError,
+        REQUIRE_THROWS_MATCHES(pynn::data::load_fashion_mnist(dir.path().string()), pynn::IOError,
                                Message("load_fashion_mnist: " + dir.path().string() +
                                        ": found neither t10k-labels-idx1-ubyte.gz nor "
                                        "t10k-labels-idx1-ubyte; " +

@@ -178,3 +178,55 @@ TEST_CASE("a small MLP learns a synthetic problem end to end", "[nn][train]") {
     }
     CHECK(static_cast<double>(correct) / n >= 0.97);
 }
+
+TEST_CASE("BatchNorm2d normalises with batch statistics and updates running ones once",
+          "[nn][batchnorm]") {
+    Flags::set_global_type(DType::Float64);
+    layers::BatchNorm2d bn(2);
+    Flags::set_global_type(DType::Float32);
+    auto xv = random_array({3, 2, 2, 2}, 51, -2.0, 3.0);
+    Tensor y = bn(Tensor::from_values(xv));
+    auto yv = y.values<double>();
+    for (std::size_t c = 0; c < 2; ++c) {
+        xt::xarray<double> xc = xt::view(xv, xt::all(), c);
+        const double m = xt::mean(xc)();
+        const double var = xt::mean(xt::square(xc - m))();
+        xt::xarray<double> expected = (xc - m) / std::sqrt(var + 1e-5);
+        require_close(xt::xarray<double>(xt::view(yv, xt::all(), c)), expected, 1e-10);
+        // running = 0.9 * init + 0.1 * batch statistic (unbiased variance: n = 12)
+        CHECK(bn.running_mean().values<double>()(c) == Approx(0.1 * m).epsilon(1e-12));
+        CHECK(bn.running_var().values<double>()(c) ==
+              Approx(0.9 + 0.1 * var * 12.0 / 11.0).epsilon(1e-12));
+    }
+    // Reading y again, or backward through it, does not update the statistics a second time.
+    const double rm = bn.running_mean().values<double>()(0);
+    sum(y * y).backward();
+    CHECK(bn.running_mean().values<double>()(0) == rm);
+
+    bn.layer()->set_training(false);
+    auto ev = bn(Tensor::from_values(xv)).values<double>();
+    const double rv = bn.running_var().values<double>()(0);
+    CHECK(ev(0, 0, 0, 0) == Approx((xv(0, 0, 0, 0) - rm) / std::sqrt(rv + 1e-5)));
+}
+
+TEST_CASE("BatchNorm1d's training-mode gradients match finite differences", "[nn][batchnorm]") {
+    Flags::set_global_type(DType::Float64);
+    layers::BatchNorm1d bn(3);
+    Flags::set_global_type(DType::Float32);
+    check_gradients([&](const std::vector<Tensor>& t) { return bn(t[0]) * t[1]; },
+                    {random_array({4, 3}, 61), random_array({4, 3}, 62)});
+    CHECK_THROWS_WITH(bn(Tensor::zeros({4, 2}, DType::Float64)),
+                      "BatchNorm1d(3): input (4, 2) must be (N, C) or (N, C, L) with C = 3");
+}
+
+TEST_CASE("Conv2d and pooling layers compose into a CNN", "[nn][conv]") {
+    models::Sequential net{layers::Conv2d(1, 4, 3, 1, 1, relu), layers::MaxPool2d(2),
+                           layers::Conv2d(4, 2, 3, 1, 0), layers::AvgPool2d(2), layers::Flatten(),
+                           layers::Dense(2, 3)};
+    Tensor y = net(Tensor::randn({5, 1, 8, 8}));
+    CHECK(y.shape() == Shape{5, 3});
+    CHECK(net.parameters().size() == 6);
+    const std::string s = net.summary({5, 1, 8, 8});
+    CHECK_THAT(s, Catch::Contains("Conv2d(1, 4, 3, padding=1, relu)"));
+    CHECK_THAT(s, Catch::Contains("(5, 4, 4, 4)"));
+}

@@ -51,8 +51,7 @@ using UnaryRef = std::function<Array(const Array&)>;
 
 // Forward in float64 and float32, forward on a transposed and a strided-slice input and, for
 // ops that are smooth on x's values, gradients on all three. x must be 2-D.
-void check_unary(const UnaryOp& op, const UnaryRef& reference, const Array& x,
-                 bool smooth = true) {
+void check_unary(const UnaryOp& op, const UnaryRef& reference, const Array& x, bool smooth = true) {
     REQUIRE(x.dimension() == 2);
     SECTION("float64 forward") {
         Tensor out = op(leaf(x));
@@ -66,11 +65,9 @@ void check_unary(const UnaryOp& op, const UnaryRef& reference, const Array& x,
         require_close(out.values<float>(), to_f32(reference(to_f64(xf))), 1e-5);
     }
     SECTION("non-contiguous inputs: a transpose and a strided slice") {
-        require_close(op(transpose(leaf(x))).values<double>(), reference(xt::transpose(x)),
-                      1e-12);
+        require_close(op(transpose(leaf(x))).values<double>(), reference(xt::transpose(x)), 1e-12);
         const Array strided = xt::view(x, xt::all(), xt::range(1, x.shape(1), 2));
-        require_close(op(slice(leaf(x), 1, 1, 100, 2)).values<double>(), reference(strided),
-                      1e-12);
+        require_close(op(slice(leaf(x), 1, 1, 100, 2)).values<double>(), reference(strided), 1e-12);
     }
     if (smooth) {
         SECTION("gradient") {
@@ -90,8 +87,8 @@ using Maker = std::function<Array(const Shape&, std::uint64_t)>;
 // Shape pairs covering equal shapes, a trailing vector, two-sided broadcasting, 0-d scalars and
 // a rank difference with size-1 axes on both sides.
 const std::vector<std::pair<Shape, Shape>> kBroadcastCases = {
-    {{3, 4}, {3, 4}}, {{3, 4}, {4}},     {{4}, {3, 4}},         {{3, 1}, {1, 4}},
-    {{}, {2, 3}},     {{2, 3}, {}},      {{2, 1, 3}, {4, 1}},   {{4, 1}, {2, 1, 3}},
+    {{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{4}, {3, 4}},       {{3, 1}, {1, 4}},
+    {{}, {2, 3}},     {{2, 3}, {}},  {{2, 1, 3}, {4, 1}}, {{4, 1}, {2, 1, 3}},
 };
 
 Maker uniform(double low, double high) {
@@ -123,8 +120,8 @@ void check_binary(const BinaryOp& op, const BinaryRef& reference, const Maker& m
     INFO("a transposed (4, 3) -> (3, 4), b (4)");
     const Array a = make_a({4, 3}, 7);
     const Array b = make_b({4}, 8);
-    require_close(op(transpose(leaf(a)), leaf(b)).values<double>(),
-                  reference(xt::transpose(a), b), 1e-12);
+    require_close(op(transpose(leaf(a)), leaf(b)).values<double>(), reference(xt::transpose(a), b),
+                  1e-12);
     check_gradients([&](const Inputs& t) { return op(transpose(t[0]), t[1]); }, {a, b});
 }
 
@@ -151,9 +148,8 @@ Array std_pow(const Array& a, const Array& b) {
 Array gelu_reference(const Array& x) {
     // torch.nn.functional.gelu(x, approximate="tanh")
     const double k = std::sqrt(2.0 / std::numbers::pi);
-    return std_map(x, [k](double v) {
-        return 0.5 * v * (1.0 + std::tanh(k * (v + 0.044715 * v * v * v)));
-    });
+    return std_map(
+        x, [k](double v) { return 0.5 * v * (1.0 + std::tanh(k * (v + 0.044715 * v * v * v))); });
 }
 
 } // namespace
@@ -192,8 +188,8 @@ TEST_CASE("div broadcasts and matches a / b", "[ops]") {
 
 TEST_CASE("pow with a tensor exponent broadcasts and matches a ^ b for positive bases", "[ops]") {
     check_binary([](const Tensor& a, const Tensor& b) { return pow(a, b); },
-                 [](const Array& a, const Array& b) { return std_pow(a, b); },
-                 uniform(0.5, 2.0), uniform(-1.5, 1.5));
+                 [](const Array& a, const Array& b) { return std_pow(a, b); }, uniform(0.5, 2.0),
+                 uniform(-1.5, 1.5));
     SECTION("hand-computed") {
         Tensor p = pow(Tensor::from_values({2.0, 9.0, 4.0}, DType::Float64),
                        Tensor::from_values({3.0, 0.5, -1.0}, DType::Float64));
@@ -230,13 +226,13 @@ TEST_CASE("maximum and minimum broadcast and match xtensor's", "[ops]") {
     const Maker grid5 = [](const Shape& s, std::uint64_t seed) { return on_grid(s, seed, 0.05); };
     SECTION("maximum") {
         check_binary([](const Tensor& a, const Tensor& b) { return maximum(a, b); },
-                     [](const Array& a, const Array& b) { return Array(xt::maximum(a, b)); },
-                     grid0, grid5);
+                     [](const Array& a, const Array& b) { return Array(xt::maximum(a, b)); }, grid0,
+                     grid5);
     }
     SECTION("minimum") {
         check_binary([](const Tensor& a, const Tensor& b) { return minimum(a, b); },
-                     [](const Array& a, const Array& b) { return Array(xt::minimum(a, b)); },
-                     grid0, grid5);
+                     [](const Array& a, const Array& b) { return Array(xt::minimum(a, b)); }, grid0,
+                     grid5);
     }
     SECTION("ties split the gradient evenly between the operands") {
         Tensor a = Tensor::from_values({1.0, 2.0, 3.0}, DType::Float64).set_requires_grad();
@@ -290,7 +286,8 @@ TEST_CASE("neg", "[ops]") {
 
 TEST_CASE("exp", "[ops]") {
     check_unary([](const Tensor& x) { return exp(x); },
-                [](const Array& x) { return std_map(x, [](double v) { return std::exp(v); }); }, random_array({3, 4}, 42, -2, 2));
+                [](const Array& x) { return std_map(x, [](double v) { return std::exp(v); }); },
+                random_array({3, 4}, 42, -2, 2));
     SECTION("hand-computed") {
         require_close(exp(Tensor::from_values({0.0, 1.0, -1.0}, DType::Float64)).values<double>(),
                       Array{1.0, std::numbers::e, 1.0 / std::numbers::e});
@@ -302,8 +299,9 @@ TEST_CASE("log on positive inputs", "[ops]") {
                 [](const Array& x) { return std_map(x, [](double v) { return std::log(v); }); },
                 random_array({3, 4}, 43, 0.2, 3.0));
     SECTION("hand-computed") {
-        require_close(log(Tensor::from_values({1.0, std::numbers::e, 0.5}, DType::Float64)).values<double>(),
-                      Array{0.0, 1.0, -std::numbers::ln2});
+        require_close(
+            log(Tensor::from_values({1.0, std::numbers::e, 0.5}, DType::Float64)).values<double>(),
+            Array{0.0, 1.0, -std::numbers::ln2});
     }
 }
 
@@ -344,7 +342,8 @@ TEST_CASE("sign is -1, 0 or 1 and passes no gradient", "[ops]") {
 
 TEST_CASE("tanh", "[ops]") {
     check_unary([](const Tensor& x) { return tanh(x); },
-                [](const Array& x) { return std_map(x, [](double v) { return std::tanh(v); }); }, random_array({3, 4}, 49, -3, 3));
+                [](const Array& x) { return std_map(x, [](double v) { return std::tanh(v); }); },
+                random_array({3, 4}, 49, -3, 3));
     SECTION("saturates without overflow") {
         require_close(
             tanh(Tensor::from_values({-20.0, 0.5, 20.0}, DType::Float64)).values<double>(),
@@ -356,16 +355,16 @@ TEST_CASE("tanh", "[ops]") {
 
 TEST_CASE("sigmoid", "[ops]") {
     check_unary([](const Tensor& x) { return sigmoid(x); },
-                [](const Array& x) { return std_map(x, [](double v) { return 1.0 / (1.0 + std::exp(-v)); }); },
+                [](const Array& x) {
+                    return std_map(x, [](double v) { return 1.0 / (1.0 + std::exp(-v)); });
+                },
                 random_array({3, 4}, 50, -4, 4));
     SECTION("hand-computed and extreme inputs") {
-        require_close(
-            sigmoid(Tensor::from_values({0.0, 2.0, -100.0, 100.0}, DType::Float64))
-                .values<double>(),
-            Array{0.5, 0.8807970779778823, 3.7200759760208356e-44, 1.0});
-        require_close(
-            sigmoid(Tensor::from_values({-100.0, 100.0}, DType::Float32)).values<float>(),
-            xt::xarray<float>{0.0F, 1.0F});
+        require_close(sigmoid(Tensor::from_values({0.0, 2.0, -100.0, 100.0}, DType::Float64))
+                          .values<double>(),
+                      Array{0.5, 0.8807970779778823, 3.7200759760208356e-44, 1.0});
+        require_close(sigmoid(Tensor::from_values({-100.0, 100.0}, DType::Float32)).values<float>(),
+                      xt::xarray<float>{0.0F, 1.0F});
     }
 }
 
@@ -408,10 +407,11 @@ TEST_CASE("gelu is torch's tanh approximation", "[ops]") {
     check_unary([](const Tensor& x) { return gelu(x); }, gelu_reference,
                 random_array({3, 4}, 54, -3, 3));
     SECTION("values of torch.nn.functional.gelu(x, approximate='tanh') in float64") {
-        Tensor g = gelu(Tensor::from_values({-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0}, DType::Float64));
+        Tensor g =
+            gelu(Tensor::from_values({-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0}, DType::Float64));
         require_close(g.values<double>(),
-                      Array{-0.0036373920817729943, -0.15880800939172324, -0.15428599017485606,
-                            0.0, 0.34571400982514394, 0.8411919906082768, 2.996362607918227});
+                      Array{-0.0036373920817729943, -0.15880800939172324, -0.15428599017485606, 0.0,
+                            0.34571400982514394, 0.8411919906082768, 2.996362607918227});
     }
 }
 
@@ -460,8 +460,11 @@ TEST_CASE("long rows run the SIMD body, broadcast loads and the scalar tail", "[
          [](const Tensor& a, const Tensor& b) { return where(a > 1.0, a, b); },
          [](const Array& a, const Array& b) { return Array(xt::where(a > 1.0, a, b)); }, -1.0},
     };
-    const std::vector<std::pair<Shape, Shape>> shapes = {
-        {{3, 37}, {3, 37}}, {{3, 37}, {37}}, {{37, 1}, {1, 37}}, {{}, {5, 37}}, {{2, 1, 37}, {3, 1}}};
+    const std::vector<std::pair<Shape, Shape>> shapes = {{{3, 37}, {3, 37}},
+                                                         {{3, 37}, {37}},
+                                                         {{37, 1}, {1, 37}},
+                                                         {{}, {5, 37}},
+                                                         {{2, 1, 37}, {3, 1}}};
     std::uint64_t seed = 500;
     for (const Binary& c : binaries) {
         for (const auto& [shape_a, shape_b] : shapes) {
@@ -511,8 +514,8 @@ TEST_CASE("long rows run the SIMD body, broadcast loads and the scalar tail", "[
         require_close(c.op(leaf(x)).values<double>(), c.reference(x), 1e-12);
         require_close(c.op(Tensor::from_values(xf)).values<float>(),
                       to_f32(c.reference(to_f64(xf))), 1e-5);
-        require_close(c.op(transpose(leaf(x))).values<double>(),
-                      c.reference(xt::transpose(x)), 1e-12);
+        require_close(c.op(transpose(leaf(x))).values<double>(), c.reference(xt::transpose(x)),
+                      1e-12);
     }
 }
 
@@ -526,30 +529,50 @@ TEST_CASE("comparisons give 0/1 masks in the operands' dtype", "[ops]") {
     struct Case {
         const char* name;
         BinaryOp op;
-        Array hand;     // hand-computed
-        Array xtensor;  // the same through xtensor's comparison functions
+        Array hand;    // hand-computed
+        Array xtensor; // the same through xtensor's comparison functions
     };
     const std::vector<Case> cases = {
-        {"eq", [](const Tensor& l, const Tensor& r) { return eq(l, r); },
-         {{0, 1, 0}, {0, 1, 0}}, mask(xt::equal(a, b))},
-        {"ne", [](const Tensor& l, const Tensor& r) { return ne(l, r); },
-         {{1, 0, 1}, {1, 0, 1}}, mask(xt::not_equal(a, b))},
-        {"lt", [](const Tensor& l, const Tensor& r) { return lt(l, r); },
-         {{1, 0, 0}, {0, 0, 1}}, mask(xt::less(a, b))},
-        {"le", [](const Tensor& l, const Tensor& r) { return le(l, r); },
-         {{1, 1, 0}, {0, 1, 1}}, mask(xt::less_equal(a, b))},
-        {"gt", [](const Tensor& l, const Tensor& r) { return gt(l, r); },
-         {{0, 0, 1}, {1, 0, 0}}, mask(xt::greater(a, b))},
-        {"ge", [](const Tensor& l, const Tensor& r) { return ge(l, r); },
-         {{0, 1, 1}, {1, 1, 0}}, mask(xt::greater_equal(a, b))},
-        {"operator<", [](const Tensor& l, const Tensor& r) { return l < r; },
-         {{1, 0, 0}, {0, 0, 1}}, mask(xt::less(a, b))},
-        {"operator<=", [](const Tensor& l, const Tensor& r) { return l <= r; },
-         {{1, 1, 0}, {0, 1, 1}}, mask(xt::less_equal(a, b))},
-        {"operator>", [](const Tensor& l, const Tensor& r) { return l > r; },
-         {{0, 0, 1}, {1, 0, 0}}, mask(xt::greater(a, b))},
-        {"operator>=", [](const Tensor& l, const Tensor& r) { return l >= r; },
-         {{0, 1, 1}, {1, 1, 0}}, mask(xt::greater_equal(a, b))},
+        {"eq",
+         [](const Tensor& l, const Tensor& r) { return eq(l, r); },
+         {{0, 1, 0}, {0, 1, 0}},
+         mask(xt::equal(a, b))},
+        {"ne",
+         [](const Tensor& l, const Tensor& r) { return ne(l, r); },
+         {{1, 0, 1}, {1, 0, 1}},
+         mask(xt::not_equal(a, b))},
+        {"lt",
+         [](const Tensor& l, const Tensor& r) { return lt(l, r); },
+         {{1, 0, 0}, {0, 0, 1}},
+         mask(xt::less(a, b))},
+        {"le",
+         [](const Tensor& l, const Tensor& r) { return le(l, r); },
+         {{1, 1, 0}, {0, 1, 1}},
+         mask(xt::less_equal(a, b))},
+        {"gt",
+         [](const Tensor& l, const Tensor& r) { return gt(l, r); },
+         {{0, 0, 1}, {1, 0, 0}},
+         mask(xt::greater(a, b))},
+        {"ge",
+         [](const Tensor& l, const Tensor& r) { return ge(l, r); },
+         {{0, 1, 1}, {1, 1, 0}},
+         mask(xt::greater_equal(a, b))},
+        {"operator<",
+         [](const Tensor& l, const Tensor& r) { return l < r; },
+         {{1, 0, 0}, {0, 0, 1}},
+         mask(xt::less(a, b))},
+        {"operator<=",
+         [](const Tensor& l, const Tensor& r) { return l <= r; },
+         {{1, 1, 0}, {0, 1, 1}},
+         mask(xt::less_equal(a, b))},
+        {"operator>",
+         [](const Tensor& l, const Tensor& r) { return l > r; },
+         {{0, 0, 1}, {1, 0, 0}},
+         mask(xt::greater(a, b))},
+        {"operator>=",
+         [](const Tensor& l, const Tensor& r) { return l >= r; },
+         {{0, 1, 1}, {1, 1, 0}},
+         mask(xt::greater_equal(a, b))},
     };
     for (const Case& c : cases) {
         INFO(c.name);
@@ -581,15 +604,17 @@ TEST_CASE("comparison operators against a scalar", "[ops]") {
 TEST_CASE("comparison masks carry no gradient", "[ops]") {
     // max-like selection written with masks: the gradient flows through the products only.
     check_gradients(
-        [](const Inputs& t) { return t[0] * gt(t[0], t[1]) + t[1] * le(t[0], t[1]) * ne(t[0], t[1]); },
+        [](const Inputs& t) {
+            return t[0] * gt(t[0], t[1]) + t[1] * le(t[0], t[1]) * ne(t[0], t[1]);
+        },
         {on_grid({3, 4}, 61, 0.0), on_grid({4}, 62, 0.05)});
 }
 
 TEST_CASE("where selects elementwise and broadcasts all three operands", "[ops]") {
     SECTION("float64 forward with broadcasting") {
         const Array cond = xt::reshape_view(Array{1.0, 0.0}, {2, 1}); // (2, 1)
-        const Array a = random_array({2, 3}, 71);                      // (2, 3)
-        const Array b = Array{-7.0};                                   // (1)
+        const Array a = random_array({2, 3}, 71);                     // (2, 3)
+        const Array b = Array{-7.0};                                  // (1)
         Tensor w = where(leaf(cond), leaf(a), leaf(b));
         REQUIRE(w.shape() == Shape{2, 3});
         const Array expected = {{a(0, 0), a(0, 1), a(0, 2)}, {-7.0, -7.0, -7.0}};
@@ -611,12 +636,10 @@ TEST_CASE("where selects elementwise and broadcasts all three operands", "[ops]"
     }
     SECTION("gradient flows to the selected operand, summed over broadcast axes") {
         const Array cond = {{1.0, 0.0, 1.0}, {0.0, 0.0, 1.0}};
-        check_gradients(
-            [&](const Inputs& t) { return where(leaf(cond), t[0], t[1]); },
-            {random_array({2, 3}, 73), random_array({3}, 74)});
-        check_gradients(
-            [](const Inputs& t) { return where(t[0] > 0.0, t[0] * t[0], 0.1 * t[0]); },
-            {away_from_zero(random_array({3, 4}, 75), 0.05)});
+        check_gradients([&](const Inputs& t) { return where(leaf(cond), t[0], t[1]); },
+                        {random_array({2, 3}, 73), random_array({3}, 74)});
+        check_gradients([](const Inputs& t) { return where(t[0] > 0.0, t[0] * t[0], 0.1 * t[0]); },
+                        {away_from_zero(random_array({3, 4}, 75), 0.05)});
     }
 }
 

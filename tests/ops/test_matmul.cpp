@@ -124,7 +124,8 @@ TEST_CASE("2-D matmul matches the triple loop", "[ops]") {
         require_close(matmul(a, b).values<double>(), Array{{19.0, 22.0}, {43.0, 50.0}});
     }
     SECTION("an empty inner dimension gives zeros") {
-        Tensor c = matmul(Tensor::ones({2, 0}, DType::Float64), Tensor::ones({0, 3}, DType::Float64));
+        Tensor c =
+            matmul(Tensor::ones({2, 0}, DType::Float64), Tensor::ones({0, 3}, DType::Float64));
         REQUIRE(c.shape() == Shape{2, 3});
         require_close(c.values<double>(), Array(xt::zeros<double>({2, 3})));
     }
@@ -154,16 +155,15 @@ TEST_CASE("matmul_t: all four transpose-flag combinations", "[ops]") {
                 INFO("2-D");
                 const Array a = random_array(trans_a ? Shape{4, 3} : Shape{3, 4}, 21);
                 const Array b = random_array(trans_b ? Shape{5, 4} : Shape{4, 5}, 22);
-                const Array expected = naive_matmul(trans_a ? swap_last(a) : a,
-                                                    trans_b ? swap_last(b) : b);
+                const Array expected =
+                    naive_matmul(trans_a ? swap_last(a) : a, trans_b ? swap_last(b) : b);
                 Tensor c = matmul_t(leaf(a), leaf(b), trans_a, trans_b);
                 REQUIRE(c.shape() == Shape{3, 5});
                 require_close(c.values<double>(), expected, 1e-12);
-                require_close(
-                    matmul_t(Tensor::from_values(to_f32(a)), Tensor::from_values(to_f32(b)),
-                             trans_a, trans_b)
-                        .values<float>(),
-                    to_f32(expected), 1e-5);
+                require_close(matmul_t(Tensor::from_values(to_f32(a)),
+                                       Tensor::from_values(to_f32(b)), trans_a, trans_b)
+                                  .values<float>(),
+                              to_f32(expected), 1e-5);
                 check_gradients(
                     [=](const Inputs& t) { return matmul_t(t[0], t[1], trans_a, trans_b); },
                     {a, b});
@@ -172,8 +172,8 @@ TEST_CASE("matmul_t: all four transpose-flag combinations", "[ops]") {
                 INFO("batched with a broadcast batch axis");
                 const Array a = random_array(trans_a ? Shape{2, 4, 3} : Shape{2, 3, 4}, 23);
                 const Array b = random_array(trans_b ? Shape{1, 5, 4} : Shape{1, 4, 5}, 24);
-                const Array expected = naive_matmul(trans_a ? swap_last(a) : a,
-                                                    trans_b ? swap_last(b) : b);
+                const Array expected =
+                    naive_matmul(trans_a ? swap_last(a) : a, trans_b ? swap_last(b) : b);
                 Tensor c = matmul_t(leaf(a), leaf(b), trans_a, trans_b);
                 REQUIRE(c.shape() == Shape{2, 3, 5});
                 require_close(c.values<double>(), expected, 1e-12);
@@ -213,17 +213,19 @@ TEST_CASE("matmul of non-contiguous operands", "[ops]") {
         const Array w = random_array({2, 4, 2}, 36);
         require_close(matmul(permute(leaf(x), {1, 0, 2}), leaf(w)).values<double>(),
                       naive_matmul(xt::transpose(x, {1, 0, 2}), w), 1e-12);
-        check_gradients([](const Inputs& t) { return matmul(permute(t[0], {1, 0, 2}), t[1]); },
-                        {x, w});
+        check_gradients(
+            [](const Inputs& t) {
+                return matmul(permute(t[0], {1, 0, 2}), t[1]);
+            },
+            {x, w});
     }
 }
 
 TEST_CASE("matmul rejects bad operands with exact messages", "[ops]") {
     SECTION("inner dimensions differ") {
-        CHECK_THROWS_MATCHES(
-            matmul(Tensor::zeros({2, 3}), Tensor::zeros({4, 5})), ShapeError,
-            Catch::Matchers::Message(
-                "matmul: a (2, 3) and b (4, 5): inner dimensions 3 and 4 differ"));
+        CHECK_THROWS_MATCHES(matmul(Tensor::zeros({2, 3}), Tensor::zeros({4, 5})), ShapeError,
+                             Catch::Matchers::Message(
+                                 "matmul: a (2, 3) and b (4, 5): inner dimensions 3 and 4 differ"));
         CHECK_THROWS_MATCHES(
             matmul(Tensor::zeros({2, 3, 4}), Tensor::zeros({2, 3, 4})), ShapeError,
             Catch::Matchers::Message(
@@ -288,8 +290,7 @@ TEST_CASE("kernels::gemm agrees with gemm_reference for every transpose combinat
                 kernels::gemm_reference<float>(trans_a, trans_b, m, n, k, af.data(), bf.data(),
                                                expected32.data());
                 xt::xarray<float> c32 = xt::zeros<float>({m, n});
-                kernels::gemm<float>(trans_a, trans_b, m, n, k, af.data(), bf.data(),
-                                     c32.data());
+                kernels::gemm<float>(trans_a, trans_b, m, n, k, af.data(), bf.data(), c32.data());
                 require_close(c32, expected32, 1e-5);
                 c32 = to_f32(c0);
                 kernels::gemm<float>(trans_a, trans_b, m, n, k, af.data(), bf.data(), c32.data(),

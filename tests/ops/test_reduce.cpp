@@ -70,15 +70,15 @@ Array reference(Kind k, const Array& x, const std::vector<std::size_t>& axes, bo
 }
 
 struct AxesCase {
-    std::vector<int> axes;                // as the user writes them
-    std::vector<std::size_t> normalized;  // what they mean for a 3-D input
+    std::vector<int> axes;               // as the user writes them
+    std::vector<std::size_t> normalized; // what they mean for a 3-D input
 };
 
 // For an input of shape (2, 3, 4).
 const std::vector<AxesCase> kAxesCases = {
-    {{}, {0, 1, 2}},     {{0}, {0}},           {{1}, {1}},        {{2}, {2}},
-    {{0, 2}, {0, 2}},    {{2, 0}, {0, 2}},     {{1, 2}, {1, 2}},  {{0, 1, 2}, {0, 1, 2}},
-    {{-1}, {2}},         {{-3}, {0}},          {{-3, -1}, {0, 2}}, {{1, -1}, {1, 2}},
+    {{}, {0, 1, 2}},  {{0}, {0}},       {{1}, {1}},         {{2}, {2}},
+    {{0, 2}, {0, 2}}, {{2, 0}, {0, 2}}, {{1, 2}, {1, 2}},   {{0, 1, 2}, {0, 1, 2}},
+    {{-1}, {2}},      {{-3}, {0}},      {{-3, -1}, {0, 2}}, {{1, -1}, {1, 2}},
 };
 
 std::string describe_case(Kind k, const AxesCase& c, bool keepdims) {
@@ -106,8 +106,8 @@ void check_reduction(Kind k) {
             require_close(out32.values<float>(),
                           to_f32(reference(k, to_f64(xf), c.normalized, keepdims)), 1e-5);
 
-            check_gradients(
-                [&](const Inputs& t) { return reduce(k, t[0], c.axes, keepdims); }, {x_small});
+            check_gradients([&](const Inputs& t) { return reduce(k, t[0], c.axes, keepdims); },
+                            {x_small});
         }
     }
 }
@@ -139,23 +139,19 @@ Array argmax_reference(const Array& y, std::size_t axis) {
 
 } // namespace
 
-TEST_CASE("sum over all, single, several and negative axes, with and without keepdims",
-          "[ops]") {
+TEST_CASE("sum over all, single, several and negative axes, with and without keepdims", "[ops]") {
     check_reduction(Kind::Sum);
 }
 
-TEST_CASE("mean over all, single, several and negative axes, with and without keepdims",
-          "[ops]") {
+TEST_CASE("mean over all, single, several and negative axes, with and without keepdims", "[ops]") {
     check_reduction(Kind::Mean);
 }
 
-TEST_CASE("max over all, single, several and negative axes, with and without keepdims",
-          "[ops]") {
+TEST_CASE("max over all, single, several and negative axes, with and without keepdims", "[ops]") {
     check_reduction(Kind::Max); // random values are distinct: max is differentiable there
 }
 
-TEST_CASE("min over all, single, several and negative axes, with and without keepdims",
-          "[ops]") {
+TEST_CASE("min over all, single, several and negative axes, with and without keepdims", "[ops]") {
     check_reduction(Kind::Min);
 }
 
@@ -189,8 +185,7 @@ TEST_CASE("reductions by hand", "[ops]") {
         Tensor f = Tensor::from_values(to_f32(x));
         CHECK(sum(f).dtype() == DType::Float32);
         require_close(max(f, {1}).values<float>(), xt::xarray<float>{3.0F, 5.0F});
-        require_close(mean(f, {0}, true).values<float>(),
-                      xt::xarray<float>{{2.5F, 1.5F, -1.5F}});
+        require_close(mean(f, {0}, true).values<float>(), xt::xarray<float>{{2.5F, 1.5F, -1.5F}});
     }
 }
 
@@ -216,8 +211,8 @@ TEST_CASE("long rows exercise the SIMD body and the scalar tail", "[ops]") {
 }
 
 TEST_CASE("max and min split the gradient evenly between tied elements", "[ops]") {
-    Tensor x = Tensor::from_values({1.0, 3.0, 3.0, -2.0, -2.0, 0.0}, DType::Float64)
-                   .set_requires_grad();
+    Tensor x =
+        Tensor::from_values({1.0, 3.0, 3.0, -2.0, -2.0, 0.0}, DType::Float64).set_requires_grad();
     sum(max(x)).backward();
     require_close(x.grad().values<double>(), Array{0.0, 0.5, 0.5, 0.0, 0.0, 0.0});
     x.zero_grad();
@@ -225,7 +220,9 @@ TEST_CASE("max and min split the gradient evenly between tied elements", "[ops]"
     require_close(x.grad().values<double>(), Array{0.0, 0.0, 0.0, 0.5, 0.5, 0.0});
     SECTION("per row, with keepdims") {
         Tensor m = Tensor::from_values(Array{{2.0, 2.0, 1.0}, {0.0, 4.0, 4.0}}).set_requires_grad();
-        (max(m, {1}, true) * Tensor::from_values(Array(xt::reshape_view(Array{1.0, 10.0}, {2, 1})))).sum().backward();
+        (max(m, {1}, true) * Tensor::from_values(Array(xt::reshape_view(Array{1.0, 10.0}, {2, 1}))))
+            .sum()
+            .backward();
         require_close(m.grad().values<double>(), Array{{0.5, 0.5, 0.0}, {0.0, 5.0, 5.0}});
     }
 }
@@ -233,8 +230,7 @@ TEST_CASE("max and min split the gradient evenly between tied elements", "[ops]"
 TEST_CASE("reductions of non-contiguous inputs", "[ops]") {
     const Array x = random_array({3, 4}, 11);
     SECTION("sum of a transpose over its first axis") {
-        require_close(sum(transpose(leaf(x)), {0}).values<double>(), Array(xt::sum(x, {1})),
-                      1e-12);
+        require_close(sum(transpose(leaf(x)), {0}).values<double>(), Array(xt::sum(x, {1})), 1e-12);
         check_gradients([](const Inputs& t) { return sum(transpose(t[0]), {0}); }, {x});
     }
     SECTION("max and mean of a strided slice") {
@@ -251,8 +247,7 @@ TEST_CASE("reductions of non-contiguous inputs", "[ops]") {
         const Array y = random_array({2, 3, 4}, 12);
         const Array expected = xt::amin(xt::transpose(y, {2, 0, 1}), {0, 2});
         require_close(min(permute(leaf(y), {2, 0, 1}), {0, 2}).values<double>(), expected, 1e-12);
-        check_gradients([](const Inputs& t) { return min(permute(t[0], {2, 0, 1}), {0, 2}); },
-                        {y});
+        check_gradients([](const Inputs& t) { return min(permute(t[0], {2, 0, 1}), {0, 2}); }, {y});
     }
 }
 
@@ -272,7 +267,8 @@ TEST_CASE("argmax returns the first index of the largest value", "[ops]") {
         Tensor a = argmax(Tensor::from_values(to_f32(x)), 1, true);
         CHECK(a.dtype() == DType::Float32);
         REQUIRE(a.shape() == Shape{3, 1});
-        require_close(a.values<float>(), xt::xarray<float>(xt::reshape_view(xt::xarray<float>{1.0F, 3.0F, 0.0F}, {3, 1})));
+        require_close(a.values<float>(), xt::xarray<float>(xt::reshape_view(
+                                             xt::xarray<float>{1.0F, 3.0F, 0.0F}, {3, 1})));
     }
     SECTION("any axis of a 3-D input, against a plain loop") {
         const Array y = random_array({2, 3, 4}, 13);

@@ -179,8 +179,8 @@ TEST_CASE("flatten keeps the axes before start_axis", "[ops]") {
         int start;
         Shape shape;
     };
-    for (const Case& c : std::vector<Case>{{1, {2, 12}}, {0, {24}}, {2, {2, 3, 4}},
-                                           {-1, {2, 3, 4}}, {-2, {2, 12}}, {-3, {24}}}) {
+    for (const Case& c : std::vector<Case>{
+             {1, {2, 12}}, {0, {24}}, {2, {2, 3, 4}}, {-1, {2, 3, 4}}, {-2, {2, 12}}, {-3, {24}}}) {
         INFO("start_axis " << c.start);
         Tensor f = flatten(leaf(x), c.start);
         REQUIRE(f.shape() == c.shape);
@@ -266,8 +266,11 @@ TEST_CASE("broadcast_to repeats size-1 and missing leading axes", "[ops]") {
     struct Case {
         Shape from, to;
     };
-    for (const Case& c : std::vector<Case>{{{3, 1}, {2, 3, 4}}, {{4}, {3, 4}}, {{}, {2, 2}},
-                                           {{1, 4}, {1, 4}}, {{2, 1, 3}, {2, 5, 3}}}) {
+    for (const Case& c : std::vector<Case>{{{3, 1}, {2, 3, 4}},
+                                           {{4}, {3, 4}},
+                                           {{}, {2, 2}},
+                                           {{1, 4}, {1, 4}},
+                                           {{2, 1, 3}, {2, 5, 3}}}) {
         INFO(to_string(c.from) << " to " << to_string(c.to));
         const Array x = random_array(c.from, 5);
         Tensor b = broadcast_to(leaf(x), c.to);
@@ -281,8 +284,11 @@ TEST_CASE("broadcast_to repeats size-1 and missing leading axes", "[ops]") {
         const Array x = random_array({1, 3}, 6);
         require_close(broadcast_to(transpose(leaf(x)), {2, 3, 4}).values<double>(),
                       Array(xt::broadcast(xt::transpose(x), Shape{2, 3, 4})));
-        check_gradients([](const Inputs& t) { return broadcast_to(transpose(t[0]), {2, 3, 4}); },
-                        {x});
+        check_gradients(
+            [](const Inputs& t) {
+                return broadcast_to(transpose(t[0]), {2, 3, 4});
+            },
+            {x});
     }
     SECTION("errors") {
         CHECK_THROWS_MATCHES(broadcast_to(Tensor::zeros({2, 3}), {3, 3}), ShapeError,
@@ -315,10 +321,10 @@ TEST_CASE("slice follows Python's x[begin:end:step] on any axis", "[ops]") {
         std::vector<std::size_t> indices; // of an axis of length 5, worked out by hand
     };
     const std::vector<Case> cases = {
-        {1, 3, 1, {1, 2}},       {-3, -1, 1, {2, 3}},        {-100, 100, 1, {0, 1, 2, 3, 4}},
-        {0, 5, 2, {0, 2, 4}},    {1, 100, 3, {1, 4}},        {4, 5, 10, {4}},
-        {-2, 5, 1, {3, 4}},      {-7, 2, 1, {0, 1}},         {0, -1, 2, {0, 2}},
-        {3, 1, 1, {}},           {5, 10, 1, {}},             {2, 2, 1, {}},
+        {1, 3, 1, {1, 2}},    {-3, -1, 1, {2, 3}}, {-100, 100, 1, {0, 1, 2, 3, 4}},
+        {0, 5, 2, {0, 2, 4}}, {1, 100, 3, {1, 4}}, {4, 5, 10, {4}},
+        {-2, 5, 1, {3, 4}},   {-7, 2, 1, {0, 1}},  {0, -1, 2, {0, 2}},
+        {3, 1, 1, {}},        {5, 10, 1, {}},      {2, 2, 1, {}},
     };
     const Array cube = random_array({5, 5, 5}, 7);
     const Array tall = random_array({5, 3}, 8);
@@ -333,9 +339,9 @@ TEST_CASE("slice follows Python's x[begin:end:step] on any axis", "[ops]") {
             REQUIRE(s.shape() == shape_of(expected));
             require_close(s.values<double>(), expected);
         }
-        require_close(slice(Tensor::from_values(to_f32(cube)), 1, c.begin, c.end, c.step)
-                          .values<float>(),
-                      to_f32(take(cube, 1, c.indices)));
+        require_close(
+            slice(Tensor::from_values(to_f32(cube)), 1, c.begin, c.end, c.step).values<float>(),
+            to_f32(take(cube, 1, c.indices)));
         check_gradients([&](const Inputs& t) { return slice(t[0], 0, c.begin, c.end, c.step); },
                         {tall});
         check_gradients([&](const Inputs& t) { return slice(t[0], -1, c.begin, c.end, c.step); },
@@ -414,7 +420,9 @@ TEST_CASE("concat joins along an existing axis", "[ops]") {
         require_close(concat({transpose(leaf(a)), slice(leaf(b), 0, 0, 4, 2)}).values<double>(),
                       expected);
         check_gradients(
-            [](const Inputs& t) { return concat({transpose(t[0]), slice(t[1], 0, 0, 4, 2)}); },
+            [](const Inputs& t) {
+                return concat({transpose(t[0]), slice(t[1], 0, 0, 4, 2)});
+            },
             {a, b});
     }
     SECTION("errors") {
@@ -457,15 +465,17 @@ TEST_CASE("stack joins along a new axis", "[ops]") {
                             axis)
                           .values<float>(),
                       to_f32(expected));
-        check_gradients([=](const Inputs& t) { return stack({t[0], t[1], t[2]}, axis); },
-                        {a, b, c});
+        check_gradients(
+            [=](const Inputs& t) {
+                return stack({t[0], t[1], t[2]}, axis);
+            },
+            {a, b, c});
     }
     SECTION("of transposed inputs") {
         const Array p = random_array({3, 2}, 24);
         require_close(stack({transpose(leaf(p)), leaf(a)}, 1).values<double>(),
                       stack_reference({Array(xt::transpose(p)), a}, 1));
-        check_gradients([](const Inputs& t) { return stack({transpose(t[0]), t[1]}, 1); },
-                        {p, a});
+        check_gradients([](const Inputs& t) { return stack({transpose(t[0]), t[1]}, 1); }, {p, a});
     }
     SECTION("errors") {
         Tensor x = Tensor::zeros({2, 3}, DType::Float64);
@@ -526,12 +536,12 @@ TEST_CASE("softmax and log_softmax match a per-row reference on any axis", "[ops
         Shape shape;
         int axis;
     };
-    for (const Case& c : std::vector<Case>{{{3, 4}, -1}, {{3, 4}, 1}, {{3, 4}, 0},
-                                           {{2, 3, 4}, 1}, {{2, 3, 4}, -3}, {{5}, 0}}) {
+    for (const Case& c : std::vector<Case>{
+             {{3, 4}, -1}, {{3, 4}, 1}, {{3, 4}, 0}, {{2, 3, 4}, 1}, {{2, 3, 4}, -3}, {{5}, 0}}) {
         INFO(to_string(c.shape) << " axis " << c.axis);
         const Array x = random_array(c.shape, 31, -3.0, 3.0);
-        const auto ax =
-            static_cast<std::size_t>(c.axis < 0 ? c.axis + static_cast<int>(c.shape.size()) : c.axis);
+        const auto ax = static_cast<std::size_t>(
+            c.axis < 0 ? c.axis + static_cast<int>(c.shape.size()) : c.axis);
         const Array expected_softmax = along_axis(x, ax, softmax_row);
         const Array expected_log = along_axis(x, ax, log_softmax_row);
 

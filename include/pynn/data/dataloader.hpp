@@ -24,9 +24,9 @@ struct Batch {
 };
 
 struct DataLoaderOptions {
-    bool shuffle = false;     // a new permutation each epoch, drawn from a generator seeded once
-    std::uint64_t seed = 0;   // same seed, same sequence of permutations, on every platform
-    bool drop_last = false;   // skip a last batch smaller than batch_size
+    bool shuffle = false;   // a new permutation each epoch, drawn from a generator seeded once
+    std::uint64_t seed = 0; // same seed, same sequence of permutations, on every platform
+    bool drop_last = false; // skip a last batch smaller than batch_size
 };
 
 // Usage:
