@@ -9,6 +9,18 @@ class Flags {
 public:
     static DType global_type();
     static void set_global_type(DType dtype);
+
+    // Compiler switches. Each starts from an environment variable when set: PYNN_FUSION=0,
+    // PYNN_SIMPLIFY=0 and PYNN_MEMPLAN=0 turn a pass off; PYNN_PROFILE=1 times every kernel and
+    // prints a sorted per-kernel profile to stderr after each run (examples and debugging only).
+    static bool fusion();
+    static void set_fusion(bool enabled);
+    static bool simplify();
+    static void set_simplify(bool enabled);
+    static bool memory_reuse();
+    static void set_memory_reuse(bool enabled);
+    static bool profile();
+    static void set_profile(bool enabled);
 };
 
 } // namespace pynn

@@ -8,7 +8,11 @@
 #include <unordered_map>
 
 #include "compiler/autodiff.hpp"
+#include "compiler/fuse.hpp"
+#include "compiler/memory_plan.hpp"
+#include "compiler/simplify.hpp"
 #include "ops/builder.hpp"
+#include "pynn/flags.hpp"
 
 namespace pynn::compiler {
 
@@ -62,11 +66,9 @@ std::string structural_key(const Request& request, const std::vector<Node*>& ord
 }
 
 Plan build_plan(const Request& request, const std::vector<Node*>& order,
-                const std::vector<Node*>& leaves) {
-    std::vector<Node*> roots;
-    for (const NodePtr& out : request.outputs) {
-        roots.push_back(out.get());
-    }
+                const std::vector<Node*>& leaves, const PassOptions& options) {
+    // Roots: the requested outputs, then one gradient per leaf that gets one.
+    std::vector<NodePtr> roots = request.outputs;
     std::unordered_map<Node*, std::size_t> leaf_index;
     for (std::size_t i = 0; i < leaves.size(); ++i) {
         leaf_index[leaves[i]] = i;
@@ -89,28 +91,44 @@ Plan build_plan(const Request& request, const std::vector<Node*>& order,
             return leaf_index.at(x.first) < leaf_index.at(y.first);
         });
         for (const auto& [leaf, grad] : grads) {
-            roots.push_back(grad.node().get());
+            roots.push_back(grad.node());
         }
     }
-    Plan plan = lower(roots, leaves);
-    // lower() numbers buffers in its own order; find the outputs' and gradients' buffers again.
+    if (options.simplify) {
+        roots = simplify(roots, leaves);
+    }
+    std::vector<Node*> raw;
+    for (const NodePtr& r : roots) {
+        raw.push_back(r.get());
+    }
+    Plan plan = lower(raw, leaves);
+    // lower() numbers buffers in topological order; find the roots' buffers again.
     std::unordered_map<Node*, std::size_t> buffer_of;
     {
         std::size_t id = 0;
-        for (Node* n : topological_order(roots)) {
+        for (Node* n : topological_order(raw)) {
             buffer_of[n] = id++;
         }
     }
-    for (const NodePtr& out : request.outputs) {
-        plan.outputs.push_back(buffer_of.at(out.get()));
+    const std::size_t num_outputs = request.outputs.size();
+    for (std::size_t i = 0; i < num_outputs; ++i) {
+        plan.outputs.push_back(buffer_of.at(raw[i]));
     }
-    for (const auto& [leaf, grad] : grads) {
-        plan.grads.emplace_back(leaf_index.at(leaf), buffer_of.at(grad.node().get()));
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+        plan.grads.emplace_back(leaf_index.at(grads[i].first), buffer_of.at(raw[num_outputs + i]));
     }
+    if (options.fusion) {
+        fuse(plan);
+    }
+    plan_memory(plan, options.memory_reuse);
     return plan;
 }
 
 } // namespace
+
+PassOptions PassOptions::current() {
+    return {Flags::simplify(), Flags::fusion(), Flags::memory_reuse()};
+}
 
 Compiled compile(const Request& request) {
     PYNN_ASSERT(!request.outputs.empty(), "compile: no outputs requested");
@@ -128,7 +146,11 @@ Compiled compile(const Request& request) {
             result.leaves.push_back(n);
         }
     }
+    const PassOptions options = PassOptions::current();
     std::string key = structural_key(request, order);
+    key += options.simplify ? 's' : '-';
+    key += options.fusion ? 'f' : '-';
+    key += options.memory_reuse ? 'm' : '-';
     Cache& c = cache();
     {
         std::lock_guard<std::mutex> lock(c.mutex);
@@ -141,7 +163,7 @@ Compiled compile(const Request& request) {
         }
     }
     auto entry = std::make_shared<CompiledPlan>();
-    entry->plan = build_plan(request, order, result.leaves);
+    entry->plan = build_plan(request, order, result.leaves, options);
     {
         std::lock_guard<std::mutex> lock(c.mutex);
         ++c.stats.misses;

@@ -11,17 +11,27 @@
 
 namespace pynn::compiler {
 
+// Which optional passes run; read from Flags (and the PYNN_* environment switches) per compile,
+// and part of the plan-cache key.
+struct PassOptions {
+    bool simplify = true;
+    bool fusion = true;
+    bool memory_reuse = true;
+    static PassOptions current();
+};
+
 struct Request {
     std::vector<NodePtr> outputs;
     bool backward = false; // also compute gradients of outputs[0] for leaves that require grad
     NodePtr seed;          // gradient of outputs[0]; null means ones (outputs[0] must be scalar)
 };
 
-// A cached plan plus the intermediate buffers it reuses from run to run.
+// A cached plan plus the arena its intermediates live in, reused from run to run (no allocation
+// per training step).
 struct CompiledPlan {
     Plan plan;
-    std::vector<StoragePtr> workspace;
-    std::mutex workspace_mutex; // a second concurrent run allocates its own buffers
+    StoragePtr arena;
+    std::mutex arena_mutex; // a second concurrent run allocates its own arena
 };
 
 struct Compiled {

@@ -5,6 +5,18 @@
 
 namespace pynn::compiler {
 
+std::string Step::name() const {
+    return fused ? fused->name() : std::string(op_name(op));
+}
+
+void Step::run(const KernelArgs& args) const {
+    if (fused) {
+        fused->run(args);
+    } else {
+        std::visit([&](const auto& o) { o.forward(args); }, op);
+    }
+}
+
 std::size_t Plan::intermediate_bytes() const {
     std::size_t total = 0;
     for (const BufferInfo& b : buffers) {
@@ -39,14 +51,26 @@ std::string Plan::to_string() const {
         constants += b.kind == BufferKind::Constant ? 1 : 0;
     }
     out << "plan: " << steps.size() << " kernels, " << buffers.size() << " buffers (" << leaves
-        << " leaves, " << constants << " constants), " << intermediate_bytes()
-        << " bytes of intermediates\n";
+        << " leaves, " << constants << " constants), arena " << arena_bytes << " bytes (" 
+        << naive_bytes << " without reuse)\n";
     for (std::size_t i = 0; i < steps.size(); ++i) {
         const Step& s = steps[i];
-        out << "  #" << i << " " << op_name(s.op);
-        std::string attrs = op_attributes(s.op);
-        if (!attrs.empty()) {
-            out << "{" << attrs << "}";
+        out << "  #" << i << " " << s.name();
+        if (s.fused) {
+            out << "[";
+            const auto names = s.fused->ops();
+            for (std::size_t k = 0; k < names.size(); ++k) {
+                out << (k ? " " : "") << names[k];
+            }
+            out << "]";
+        } else {
+            std::string attrs = op_attributes(s.op);
+            if (!attrs.empty()) {
+                out << "{" << attrs << "}";
+            }
+        }
+        if (s.in_place_of != SIZE_MAX) {
+            out << " (in place of b" << s.in_place_of << ")";
         }
         out << " -> " << buffer_ref(*this, s.output) << " "
             << pynn::to_string(buffers[s.output].dtype) << " <- ";
@@ -60,6 +84,9 @@ std::string Plan::to_string() const {
     }
     for (const auto& [leaf, buffer] : grads) {
         out << "  grad of leaf " << leaf << ": " << buffer_ref(*this, buffer) << "\n";
+    }
+    for (const std::string& note : fusion_notes) {
+        out << "  not fused: " << note << "\n";
     }
     return out.str();
 }

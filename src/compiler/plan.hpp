@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,12 +22,27 @@ struct BufferInfo {
     std::size_t leaf_index = 0; // Leaf: position among the DAG's leaves
     StoragePtr constant;        // Constant: its data
     std::string label;          // the user's tensor name, when it has one
+    std::size_t offset = 0;     // Intermediate: byte offset in the arena (memory_plan.cpp)
+};
+
+// A kernel made by a compiler pass (fusion) rather than by one primitive op.
+class FusedKernel {
+public:
+    virtual ~FusedKernel() = default;
+    virtual void run(const KernelArgs& args) const = 0;
+    virtual std::string name() const = 0;                // e.g. "fused_elementwise"
+    virtual std::vector<std::string> ops() const = 0;    // the primitive ops it runs
 };
 
 struct Step {
-    Op op;
-    std::vector<std::size_t> inputs; // buffer ids
-    std::size_t output = 0;          // buffer id
+    Op op;                                 // the primitive, unless `fused` is set
+    std::shared_ptr<const FusedKernel> fused;
+    std::vector<std::size_t> inputs;       // buffer ids
+    std::size_t output = 0;                // buffer id
+    std::size_t in_place_of = SIZE_MAX;    // an input buffer the output overwrites (memory plan)
+
+    std::string name() const;
+    void run(const KernelArgs& args) const;
 };
 
 struct Plan {
@@ -34,6 +51,9 @@ struct Plan {
     std::size_t num_leaves = 0;
     std::vector<std::size_t> outputs;                         // requested outputs -> buffer
     std::vector<std::pair<std::size_t, std::size_t>> grads;   // (leaf index, buffer)
+    std::size_t arena_bytes = 0; // intermediates' arena, after the memory plan
+    std::size_t naive_bytes = 0; // what one buffer per intermediate would need
+    std::vector<std::string> fusion_notes; // why neighbouring kernels were not fused
 
     std::size_t intermediate_bytes() const;
     std::string to_string() const;

@@ -34,7 +34,9 @@ Plan lower(const std::vector<Node*>& roots, const std::vector<Node*>& leaves) {
         plan.buffers.push_back(std::move(info));
         buffer_of[node] = id;
         if (!node->is_leaf()) {
-            Step step{node->op, {}, id};
+            Step step;
+            step.op = node->op;
+            step.output = id;
             for (const NodePtr& in : node->inputs) {
                 step.inputs.push_back(buffer_of.at(in.get()));
             }

@@ -2,10 +2,15 @@
 // plan, runs the steps in order, then copies out requested values and accumulates gradients.
 #include "pynn/compute_graph.hpp"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <numeric>
 
 #include "compiler/compile.hpp"
 #include "ops/builder.hpp"
+#include "pynn/flags.hpp"
 
 namespace pynn {
 
@@ -102,42 +107,66 @@ void accumulate(Storage& into, const void* add) {
     }
 }
 
+// PYNN_PROFILE=1: time per kernel, sorted, with its share of the run.
+void print_profile(const compiler::Plan& plan, const std::vector<double>& seconds) {
+    std::vector<std::size_t> order(seconds.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t a, std::size_t b) { return seconds[a] > seconds[b]; });
+    const double total = std::accumulate(seconds.begin(), seconds.end(), 0.0);
+    std::fprintf(stderr, "pynn profile: %zu kernels, %.3f ms\n", seconds.size(), total * 1e3);
+    for (std::size_t k : order) {
+        const compiler::Step& s = plan.steps[k];
+        std::fprintf(stderr, "  %9.3f ms %5.1f%%  #%zu %s -> %s\n", seconds[k] * 1e3,
+                     total > 0 ? 100.0 * seconds[k] / total : 0.0, k, s.name().c_str(),
+                     pynn::to_string(plan.buffers[s.output].shape).c_str());
+    }
+}
+
 } // namespace
 
 void ComputeGraph::run() {
     compiler::CompiledPlan& entry = *m_plan;
     const compiler::Plan& plan = entry.plan;
-    // Use the plan's own intermediates unless another run holds them.
-    std::unique_lock<std::mutex> lock(entry.workspace_mutex, std::try_to_lock);
-    std::vector<StoragePtr> local;
-    std::vector<StoragePtr>& workspace = lock.owns_lock() ? entry.workspace : local;
-    if (workspace.size() != plan.buffers.size()) {
-        workspace.assign(plan.buffers.size(), nullptr);
-        for (std::size_t i = 0; i < plan.buffers.size(); ++i) {
-            const compiler::BufferInfo& b = plan.buffers[i];
-            if (b.kind == compiler::BufferKind::Intermediate) {
-                workspace[i] = std::make_shared<Storage>(b.dtype, numel(b.shape));
-            }
-        }
+    // Use the plan's own arena unless another run holds it.
+    std::unique_lock<std::mutex> lock(entry.arena_mutex, std::try_to_lock);
+    StoragePtr local;
+    StoragePtr& arena = lock.owns_lock() ? entry.arena : local;
+    if (!arena) {
+        arena = std::make_shared<Storage>(DType::Float64, (plan.arena_bytes + 7) / 8);
     }
+    auto* arena_base = static_cast<std::byte*>(arena->raw());
     std::vector<void*> ptr(plan.buffers.size(), nullptr);
     for (std::size_t i = 0; i < plan.buffers.size(); ++i) {
         const compiler::BufferInfo& b = plan.buffers[i];
         switch (b.kind) {
         case compiler::BufferKind::Leaf: ptr[i] = m_leaves[b.leaf_index]->data->raw(); break;
         case compiler::BufferKind::Constant: ptr[i] = b.constant->raw(); break;
-        case compiler::BufferKind::Intermediate: ptr[i] = workspace[i]->raw(); break;
+        case compiler::BufferKind::Intermediate: ptr[i] = arena_base + b.offset; break;
         }
     }
+    const bool profile = Flags::profile();
+    std::vector<double> seconds(profile ? plan.steps.size() : 0, 0.0);
     std::vector<Operand> operands;
-    for (const compiler::Step& step : plan.steps) {
+    for (std::size_t k = 0; k < plan.steps.size(); ++k) {
+        const compiler::Step& step = plan.steps[k];
         operands.clear();
         for (std::size_t in : step.inputs) {
             operands.push_back({ptr[in], &plan.buffers[in].shape});
         }
         const compiler::BufferInfo& out = plan.buffers[step.output];
         KernelArgs args{out.dtype, operands, ptr[step.output], out.shape};
-        std::visit([&](const auto& op) { op.forward(args); }, step.op);
+        if (profile) {
+            const auto start = std::chrono::steady_clock::now();
+            step.run(args);
+            seconds[k] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+                             .count();
+        } else {
+            step.run(args);
+        }
+    }
+    if (profile) {
+        print_profile(plan, seconds);
     }
     auto copy_out = [&](std::size_t buffer) {
         const compiler::BufferInfo& b = plan.buffers[buffer];

@@ -119,6 +119,7 @@ void softmax_row(std::vector<double>& row) {
         v /= total;
     }
 }
+
 void log_softmax_row(std::vector<double>& row) {
     double m = row[0];
     for (double v : row) {
@@ -161,9 +162,9 @@ TEST_CASE("reshape keeps row-major order", "[ops]") {
         require_close(leaf(x).reshape({4, 6}).values<double>(), reshaped(x, {4, 6}));
     }
     SECTION("a transposed input is reshaped in its new (transposed) order") {
-        const Array xt_ = xt::transpose(x);
+        const Array x_t = xt::transpose(x);
         require_close(reshape(transpose(leaf(x)), {12, 2}).values<double>(),
-                      reshaped(xt_, {12, 2}));
+                      reshaped(x_t, {12, 2}));
         check_gradients([](const Inputs& t) { return reshape(transpose(t[0]), {12, 2}); }, {x});
     }
     SECTION("0-d to 1-element and back") {

@@ -1,0 +1,11 @@
+// The fusion pass: rewrites a Plan so that connected regions of elementwise steps run as one
+// kernel, and records why neighbouring steps were not fused.
+#pragma once
+
+#include "compiler/plan.hpp"
+
+namespace pynn::compiler {
+
+void fuse(Plan& plan);
+
+} // namespace pynn::compiler
