@@ -5,6 +5,8 @@
 #include "compiler/compile.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <unordered_map>
 
 #include "compiler/autodiff.hpp"
@@ -120,6 +122,7 @@ Plan build_plan(const Request& request, const std::vector<Node*>& order,
     if (options.fusion) {
         fuse(plan);
     }
+    if (std::getenv("PYNN_DEBUG_PLAN")) { std::fputs(plan.to_string().c_str(), stderr); }
     plan_memory(plan, options.memory_reuse);
     return plan;
 }

@@ -72,8 +72,11 @@ std::string Plan::to_string() const {
         if (s.in_place_of != SIZE_MAX) {
             out << " (in place of b" << s.in_place_of << ")";
         }
-        out << " -> " << buffer_ref(*this, s.output) << " "
-            << pynn::to_string(buffers[s.output].dtype) << " <- ";
+        out << " -> " << buffer_ref(*this, s.output);
+        for (std::size_t b : s.extra_outputs) {
+            out << ", " << buffer_ref(*this, b);
+        }
+        out << " " << pynn::to_string(buffers[s.output].dtype) << " <- ";
         for (std::size_t k = 0; k < s.inputs.size(); ++k) {
             out << (k ? ", " : "") << buffer_ref(*this, s.inputs[k]);
         }

@@ -39,6 +39,7 @@ struct Step {
     std::shared_ptr<const FusedKernel> fused;
     std::vector<std::size_t> inputs;       // buffer ids
     std::size_t output = 0;                // buffer id
+    std::vector<std::size_t> extra_outputs; // more buffers a fused step writes (KernelArgs::extra_out)
     std::size_t in_place_of = SIZE_MAX;    // an input buffer the output overwrites (memory plan)
 
     std::string name() const;

@@ -37,6 +37,12 @@ using xsimd::pow;
 using xsimd::sqrt;
 using xsimd::tanh;
 
+struct CopyF {
+    template <class V>
+    V operator()(const V& x) const {
+        return x;
+    }
+};
 struct AddF {
     template <class V>
     V operator()(const V& a, const V& b) const {

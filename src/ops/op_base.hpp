@@ -23,6 +23,8 @@ struct KernelArgs {
     std::span<const Operand> in;
     void* out;
     const Shape& out_shape;
+    // Fused kernels may write more than one buffer: their outputs after `out`, in order.
+    std::span<void* const> extra_out = {};
 
     template <class T>
     const T* input(std::size_t i) const {

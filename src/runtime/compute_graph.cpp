@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <numeric>
+#include <unordered_map>
 
 #include "compiler/compile.hpp"
 #include "ops/builder.hpp"
@@ -145,9 +146,26 @@ void ComputeGraph::run() {
         case compiler::BufferKind::Intermediate: ptr[i] = arena_base + b.offset; break;
         }
     }
+    // Values the run hands back (outputs, gradients) are written straight into storages of
+    // their own instead of the arena, which saves copying them out afterwards.
+    std::unordered_map<std::size_t, StoragePtr> fresh;
+    auto give_own_storage = [&](std::size_t id) {
+        const compiler::BufferInfo& b = plan.buffers[id];
+        if (b.kind == compiler::BufferKind::Intermediate && !fresh.contains(id)) {
+            fresh[id] = std::make_shared<Storage>(b.dtype, numel(b.shape));
+            ptr[id] = fresh[id]->raw();
+        }
+    };
+    for (std::size_t id : plan.outputs) {
+        give_own_storage(id);
+    }
+    for (const auto& grad : plan.grads) {
+        give_own_storage(grad.second);
+    }
     const bool profile = Flags::profile();
     std::vector<double> seconds(profile ? plan.steps.size() : 0, 0.0);
     std::vector<Operand> operands;
+    std::vector<void*> extra;
     for (std::size_t k = 0; k < plan.steps.size(); ++k) {
         const compiler::Step& step = plan.steps[k];
         operands.clear();
@@ -155,7 +173,11 @@ void ComputeGraph::run() {
             operands.push_back({ptr[in], &plan.buffers[in].shape});
         }
         const compiler::BufferInfo& out = plan.buffers[step.output];
-        KernelArgs args{out.dtype, operands, ptr[step.output], out.shape};
+        extra.clear();
+        for (std::size_t b : step.extra_outputs) {
+            extra.push_back(ptr[b]);
+        }
+        KernelArgs args{out.dtype, operands, ptr[step.output], out.shape, extra};
         if (profile) {
             const auto start = std::chrono::steady_clock::now();
             step.run(args);
@@ -168,7 +190,15 @@ void ComputeGraph::run() {
     if (profile) {
         print_profile(plan, seconds);
     }
-    auto copy_out = [&](std::size_t buffer) {
+    // A storage holding `buffer`'s value that nobody else holds: its own storage the first time,
+    // a copy after that (two outputs may be the same buffer).
+    auto take = [&](std::size_t buffer) {
+        auto it = fresh.find(buffer);
+        if (it != fresh.end() && it->second) {
+            StoragePtr s = std::move(it->second);
+            it->second = nullptr;
+            return s;
+        }
         const compiler::BufferInfo& b = plan.buffers[buffer];
         auto s = std::make_shared<Storage>(b.dtype, numel(b.shape));
         std::memcpy(s->raw(), ptr[buffer], s->bytes());
@@ -177,7 +207,7 @@ void ComputeGraph::run() {
     for (std::size_t i = 0; i < m_outputs.size(); ++i) {
         Node& node = *m_outputs[i].node();
         if (!node.is_leaf()) {
-            node.data = copy_out(plan.outputs[i]);
+            node.data = take(plan.outputs[i]);
         }
     }
     for (const auto& node : m_effect_nodes) {
@@ -195,7 +225,7 @@ void ComputeGraph::run() {
         if (leaf.grad) { // backward without zero_grad accumulates, as in PyTorch
             accumulate(*leaf.grad, ptr[buffer]);
         } else {
-            leaf.grad = copy_out(buffer);
+            leaf.grad = take(buffer);
         }
     }
 }

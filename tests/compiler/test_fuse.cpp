@@ -1,0 +1,200 @@
+// The fusion pass: fused results equal unfused ones on 1000 random DAGs (values and gradients,
+// float64 and float32), kernel counts shrink, and the plan explains what it did not fuse.
+#include <random>
+
+#include <catch2/catch.hpp>
+
+#include "support/gradcheck.hpp"
+
+using namespace pynn;
+using pynn::testing::random_array;
+
+namespace {
+
+// Restores the fusion flag when a test ends.
+struct FusionScope {
+    bool saved = Flags::fusion();
+    explicit FusionScope(bool on) { Flags::set_fusion(on); }
+    ~FusionScope() { Flags::set_fusion(saved); }
+    FusionScope(const FusionScope&) = delete;
+    FusionScope& operator=(const FusionScope&) = delete;
+};
+
+// A random DAG over a few leaves: elementwise and broadcasting ops, reductions, reshapes and
+// matmuls. All ops keep values in a moderate range so float32 comparisons stay meaningful.
+struct RandomGraph {
+    std::vector<xt::xarray<double>> leaves;
+    std::uint64_t seed;
+
+    Tensor build(const std::vector<Tensor>& inputs) const {
+        std::mt19937_64 rng(seed);
+        auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+        std::vector<Tensor> pool = inputs;
+        const std::size_t steps = 4 + pick(10);
+        for (std::size_t s = 0; s < steps; ++s) {
+            const Tensor a = pool[pick(pool.size())];
+            Tensor out;
+            switch (pick(9)) {
+            case 0: out = tanh(a); break;
+            case 1: out = sigmoid(a) * a; break;
+            case 2: out = log(abs(a) + 1.0) - relu(a); break;
+            case 3: out = exp(tanh(a)) / (sqrt(abs(a) + 1.0)); break;
+            case 4: { // a binary op with a broadcast-compatible partner, or a scalar
+                Tensor b = pool[pick(pool.size())];
+                try {
+                    out = pick(2) ? maximum(a, b) * (a - b) : where(gt(a, b), a + b, a * b);
+                } catch (const ShapeError&) {
+                    out = a * 0.5 + minimum(a, Tensor::scalar(0.25, a.dtype()));
+                }
+                break;
+            }
+            case 5: // a reduction, with or without keepdims
+                if (a.dim() > 0) {
+                    const int axis = static_cast<int>(pick(a.dim()));
+                    out = pick(2) ? sum(a, {axis}, pick(2) == 0) : max(a, {axis}, true);
+                } else {
+                    out = a * a;
+                }
+                break;
+            case 6: // a reshape / flatten then more elementwise work
+                out = tanh(reshape(a, {a.numel()})) * 2.0;
+                break;
+            case 7: // a matmul with a fixed-seed weight, when a is 2-D
+                if (a.dim() == 2) {
+                    Tensor w = Tensor::from_values(random_array({a.shape()[1], 3}, seed + s));
+                    if (a.dtype() == DType::Float32) {
+                        w = Tensor::from_values(xt::xarray<float>(
+                            random_array({a.shape()[1], 3}, seed + s)));
+                    }
+                    out = relu(matmul(a, w) + 0.1);
+                } else {
+                    out = -a;
+                }
+                break;
+            default: out = softmax(a.dim() > 0 ? a : reshape(a, {1}), -1); break;
+            }
+            pool.push_back(out);
+        }
+        // The result mixes several pool entries so side branches stay live.
+        Tensor result = sum(pool.back());
+        for (std::size_t k = 0; k < 2; ++k) {
+            result = result + mean(pool[pick(pool.size())]);
+        }
+        return result;
+    }
+};
+
+RandomGraph random_graph(std::uint64_t seed) {
+    static const std::vector<Shape> shapes{{3, 4}, {4}, {3, 1}, {1, 4}, {}, {2, 3, 4}, {5, 3}};
+    std::mt19937_64 rng(seed);
+    RandomGraph g{{}, seed};
+    const std::size_t n = 1 + rng() % 3;
+    for (std::size_t i = 0; i < n; ++i) {
+        g.leaves.push_back(random_array(shapes[rng() % shapes.size()], seed * 7 + i));
+    }
+    return g;
+}
+
+template <class T>
+std::pair<double, std::vector<xt::xarray<T>>> run(const RandomGraph& g, bool fused) {
+    FusionScope scope(fused);
+    std::vector<Tensor> leaves;
+    for (const auto& a : g.leaves) {
+        leaves.push_back(Tensor::from_values(xt::xarray<T>(a)).set_requires_grad());
+    }
+    Tensor loss = g.build(leaves);
+    loss.backward();
+    std::vector<xt::xarray<T>> grads;
+    for (const Tensor& l : leaves) {
+        grads.push_back(l.has_grad() ? l.grad().values<T>()
+                                     : xt::xarray<T>(xt::zeros<T>(l.shape())));
+    }
+    return {loss.item(), grads};
+}
+
+template <class T>
+void compare_fused_unfused(std::uint64_t seed, double tolerance) {
+    const RandomGraph g = random_graph(seed);
+    auto [loss_f, grads_f] = run<T>(g, true);
+    auto [loss_u, grads_u] = run<T>(g, false);
+    INFO("graph seed " << seed);
+    REQUIRE(std::abs(loss_f - loss_u) <= tolerance * std::max(1.0, std::abs(loss_u)));
+    for (std::size_t i = 0; i < grads_f.size(); ++i) {
+        pynn::testing::require_close(grads_f[i], grads_u[i], tolerance);
+    }
+}
+
+} // namespace
+
+TEST_CASE("fused equals unfused on 1000 random DAGs", "[compiler][fuse]") {
+    for (std::uint64_t seed = 1; seed <= 1000; ++seed) {
+        if (seed % 2) {
+            compare_fused_unfused<double>(seed, 1e-10);
+        } else {
+            compare_fused_unfused<float>(seed, 1e-5);
+        }
+    }
+    clear_plan_cache(); // 2000 plans nobody will reuse
+}
+
+TEST_CASE("an elementwise chain becomes one kernel", "[compiler][fuse]") {
+    Tensor a = Tensor::randn({64, 100});
+    Tensor b = Tensor::randn({100});
+    Tensor y = tanh(relu(a * 2.0 + b) - sigmoid(a)) * a;
+    std::size_t fused_kernels = 0, unfused_kernels = 0;
+    xt::xarray<float> fused_values, unfused_values;
+    {
+        FusionScope on(true);
+        ComputeGraph g({y});
+        g.run();
+        fused_kernels = g.num_kernels();
+        fused_values = y.values<float>();
+        CHECK_THAT(g.to_string(), Catch::Contains("fused_elementwise[mul add relu sigmoid sub "
+                                                  "tanh mul]"));
+    }
+    Tensor y2 = tanh(relu(a * 2.0 + b) - sigmoid(a)) * a;
+    {
+        FusionScope off(false);
+        ComputeGraph g({y2});
+        g.run();
+        unfused_kernels = g.num_kernels();
+        unfused_values = y2.values<float>();
+    }
+    CHECK(fused_kernels == 1);
+    CHECK(unfused_kernels == 7);
+    pynn::testing::require_close(fused_values, unfused_values, 1e-6);
+}
+
+TEST_CASE("the plan says why neighbouring kernels were not fused", "[compiler][fuse]") {
+    FusionScope on(true);
+    Tensor x = Tensor::randn({8, 5});
+    Tensor w = Tensor::randn({5, 3});
+    Tensor y = sum(relu(matmul(x, w)) * 2.0, {1});
+    ComputeGraph g({exp(y)});
+    const std::string text = g.to_string();
+    CHECK_THAT(text, Catch::Contains("not fused: #0 matmul (8, 3) | #1 fused_elementwise (8, 3): "
+                                     "matmul is not elementwise"));
+    CHECK_THAT(text, Catch::Contains("sum is not elementwise (a reduction)"));
+}
+
+TEST_CASE("the MLP training step fuses to at most half the kernels", "[compiler][fuse]") {
+    auto kernels = [](bool fused) {
+        FusionScope scope(fused);
+        manual_seed(1);
+        Tensor x_input = Tensor::randn({64, 784});
+        Tensor x = layers::Dense(784, 256, relu)(x_input);
+        x = layers::Dense(256, 128, relu)(x);
+        x = layers::Dense(128, 32, relu)(x);
+        x = layers::Dense(32, 10, softmax)(x);
+        Tensor y = one_hot(Tensor::from_values(xt::xarray<float>(xt::zeros<float>({64}))), 10);
+        Tensor loss = losses::categorical_cross_entropy(x, y);
+        ComputeGraph g = ComputeGraph::backward(loss);
+        g.run();
+        return std::make_pair(g.num_kernels(), loss.item());
+    };
+    auto [fused, loss_fused] = kernels(true);
+    auto [unfused, loss_unfused] = kernels(false);
+    INFO("fused " << fused << " kernels, unfused " << unfused);
+    CHECK(fused * 2 <= unfused);
+    CHECK(loss_fused == Approx(loss_unfused).epsilon(1e-6));
+}
