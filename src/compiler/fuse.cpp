@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
+#include <tuple>
 #include <map>
 #include <sstream>
 #include <unordered_map>
@@ -161,6 +163,30 @@ struct Ref {
     std::size_t index;
 };
 
+// How a region reads an input buffer: as `shape`, broadcast to the region's shape. The shape is
+// the buffer's own, or a view's (an absorbed reshape/broadcast_to), or the region's shape for a
+// flat read through an in-region reshape.
+struct ReadSpec {
+    std::size_t buffer;
+    Shape shape;
+    bool broadcast = false; // the view came from broadcast_to (no flat reads through it)
+    bool operator<(const ReadSpec& o) const {
+        return std::tie(buffer, shape) < std::tie(o.buffer, o.shape);
+    }
+};
+
+// A reduction fused onto the end of a region: folds a region value over leading (prefix) or
+// trailing (suffix) axes into an output.
+struct Epilogue {
+    Ref src;
+    std::size_t out_index; // into the kernel's outputs
+    bool is_max;
+    bool suffix;       // reduce trailing axes: element i goes to i / group
+    std::size_t group; // suffix: reduced size; prefix: kept size (element i goes to i % group)
+    std::size_t out_numel;
+    std::string name;
+};
+
 template <class T>
 class FusedElementwise final : public FusedKernel {
 public:
@@ -174,15 +200,13 @@ public:
     };
     enum class Mode : std::uint8_t { Full, Scalar, Gather };
 
-    // flat[k]: input k is read in memory order (through a reshape), not broadcast.
     FusedElementwise(Shape shape, std::vector<Instr> program, std::size_t num_temps,
-                     std::vector<Shape> input_shapes, const std::vector<bool>& flat)
+                     std::vector<Shape> read_shapes, std::vector<Epilogue> epilogues)
         : m_shape(std::move(shape)), m_program(std::move(program)), m_num_temps(num_temps),
-          m_input_shapes(std::move(input_shapes)) {
-        for (std::size_t k = 0; k < m_input_shapes.size(); ++k) {
-            const Shape& s = m_input_shapes[k];
-            if (flat[k] || s == m_shape) {
-                m_modes.push_back(Mode::Full);
+          m_epilogues(std::move(epilogues)) {
+        for (const Shape& s : read_shapes) {
+            if (s == m_shape || numel(s) == numel(m_shape)) {
+                m_modes.push_back(Mode::Full); // same elements in the same order
             } else if (numel(s) == 1) {
                 m_modes.push_back(Mode::Scalar);
             } else {
@@ -200,6 +224,9 @@ public:
         for (const Instr& i : m_program) {
             names.push_back(i.op);
         }
+        for (const Epilogue& e : m_epilogues) {
+            names.push_back(e.name);
+        }
         return names;
     }
 
@@ -208,6 +235,10 @@ public:
         std::vector<T*> outs{args.output<T>()};
         for (void* p : args.extra_out) {
             outs.push_back(static_cast<T*>(p));
+        }
+        for (const Epilogue& e : m_epilogues) {
+            std::fill_n(outs[e.out_index], e.out_numel,
+                        e.is_max ? -std::numeric_limits<T>::infinity() : T(0));
         }
         std::size_t gathers = 0;
         for (Mode m : m_modes) {
@@ -254,30 +285,76 @@ public:
                 }
                 instr.fn(where(instr.dst), src.data(), inc.data(), len);
             }
+            for (const Epilogue& e : m_epilogues) {
+                const T* v = e.src.kind == Ref::Input ? input_at[e.src.index] : where(e.src);
+                fold(e, v, start, len, outs[e.out_index]);
+            }
         }
     }
 
 private:
+    static void fold(const Epilogue& e, const T* v, std::size_t start, std::size_t len, T* out) {
+        if (e.suffix) { // runs of `group` consecutive elements share one output
+            std::size_t i = 0;
+            while (i < len) {
+                const std::size_t at = (start + i) / e.group;
+                const std::size_t run = std::min(len - i, (at + 1) * e.group - (start + i));
+                T acc = out[at];
+                for (std::size_t j = 0; j < run; ++j) {
+                    acc = e.is_max ? std::max(acc, v[i + j]) : acc + v[i + j];
+                }
+                out[at] = acc;
+                i += run;
+            }
+        } else { // element i adds into output i % group: a strided vector accumulation
+            std::size_t i = 0;
+            while (i < len) {
+                const std::size_t at = (start + i) % e.group;
+                const std::size_t run = std::min(len - i, e.group - at);
+                T* o = out + at;
+                for (std::size_t j = 0; j < run; ++j) {
+                    o[j] = e.is_max ? std::max(o[j], v[i + j]) : o[j] + v[i + j];
+                }
+                i += run;
+            }
+        }
+    }
+
     Shape m_shape;
     std::vector<Instr> m_program;
     std::size_t m_num_temps;
-    std::vector<Shape> m_input_shapes;
+    std::vector<Epilogue> m_epilogues;
     std::vector<Mode> m_modes;
     std::vector<kernels::Strides> m_strides;
 };
 
-// Builds the fused step for steps [first, last) of `plan`, all elementwise with one shape.
+// A region: steps (by index into the plan) run as one kernel, and reductions fused after it.
+struct Region {
+    std::vector<std::size_t> steps;
+    std::vector<std::size_t> reductions;
+};
+
+bool is_reduction(const Step& s) {
+    return !s.fused &&
+           (std::holds_alternative<ReduceSum>(s.op) || std::holds_alternative<ReduceMax>(s.op));
+}
+const std::vector<int>& reduction_axes(const Step& s) {
+    return std::holds_alternative<ReduceSum>(s.op) ? std::get<ReduceSum>(s.op).axes
+                                                   : std::get<ReduceMax>(s.op).axes;
+}
+
+// Builds the fused step for `region` of `plan`. `escapes[b]`: the region must write buffer b.
 template <class T>
-Step fuse_run(const Plan& plan, std::size_t first, std::size_t last,
-              const std::vector<std::size_t>& readers_outside_or_kept) {
+Step fuse_region(const Plan& plan, const Region& region, const std::vector<char>& escapes,
+                 const std::unordered_map<std::size_t, ReadSpec>& views) {
+    const Shape& shape = plan.buffers[plan.steps[region.steps.front()].output].shape;
     std::unordered_map<std::size_t, Ref> produced; // buffer -> where the region keeps it
-    std::vector<std::size_t> inputs;
-    std::vector<bool> flat;
-    std::map<std::pair<std::size_t, bool>, std::size_t> input_index; // (buffer, flat) -> input
+    std::vector<ReadSpec> inputs;
+    std::map<ReadSpec, std::size_t> input_index;
     std::vector<std::size_t> outputs;
     std::size_t temps = 0;
     std::vector<typename FusedElementwise<T>::Instr> program;
-    for (std::size_t i = first; i < last; ++i) {
+    for (std::size_t i : region.steps) {
         const Step& s = plan.steps[i];
         typename FusedElementwise<T>::Instr instr;
         instr.fn = make_row_fn<T>(s.op);
@@ -288,15 +365,18 @@ Step fuse_run(const Plan& plan, std::size_t first, std::size_t last,
                 instr.args.push_back(it->second);
                 continue;
             }
-            auto [slot, inserted] = input_index.try_emplace({b, reads_flat(s)}, inputs.size());
+            auto v = views.find(b);
+            ReadSpec spec = v != views.end() ? v->second : ReadSpec{b, plan.buffers[b].shape};
+            if (reads_flat(s)) {
+                spec.shape = shape;
+            }
+            auto [slot, inserted] = input_index.try_emplace(spec, inputs.size());
             if (inserted) {
-                inputs.push_back(b);
-                flat.push_back(reads_flat(s));
+                inputs.push_back(spec);
             }
             instr.args.push_back({Ref::Input, slot->second});
         }
-        const bool escapes = readers_outside_or_kept[s.output] != 0;
-        if (escapes) {
+        if (escapes[s.output]) {
             instr.dst = {Ref::Output, outputs.size()};
             outputs.push_back(s.output);
         } else {
@@ -305,18 +385,38 @@ Step fuse_run(const Plan& plan, std::size_t first, std::size_t last,
         produced[s.output] = instr.dst;
         program.push_back(std::move(instr));
     }
-    std::vector<Shape> input_shapes;
-    for (std::size_t b : inputs) {
-        input_shapes.push_back(plan.buffers[b].shape);
+    std::vector<Epilogue> epilogues;
+    for (std::size_t r : region.reductions) {
+        const Step& s = plan.steps[r];
+        const std::vector<int>& axes = reduction_axes(s);
+        const bool suffix = static_cast<std::size_t>(axes.back()) + 1 == shape.size();
+        std::size_t reduced = 1;
+        for (int a : axes) {
+            reduced *= shape[static_cast<std::size_t>(a)];
+        }
+        const std::size_t total = numel(shape);
+        Epilogue e{produced.at(s.inputs[0]),
+                   outputs.size(),
+                   std::holds_alternative<ReduceMax>(s.op),
+                   suffix,
+                   suffix ? reduced : total / std::max<std::size_t>(reduced, 1),
+                   numel(plan.buffers[s.output].shape),
+                   std::string(op_name(s.op))};
+        outputs.push_back(s.output);
+        epilogues.push_back(e);
     }
+    std::vector<Shape> read_shapes;
     Step step;
-    step.op = plan.steps[last - 1].op;
-    step.inputs = inputs;
+    for (const ReadSpec& spec : inputs) {
+        step.inputs.push_back(spec.buffer);
+        read_shapes.push_back(spec.shape);
+    }
+    step.op = plan.steps[region.steps.back()].op;
     step.output = outputs.front();
     step.extra_outputs.assign(outputs.begin() + 1, outputs.end());
-    step.fused = std::make_shared<FusedElementwise<T>>(plan.buffers[step.output].shape,
-                                                       std::move(program), temps,
-                                                       std::move(input_shapes), flat);
+    step.fused = std::make_shared<FusedElementwise<T>>(shape, std::move(program), temps,
+                                                       std::move(read_shapes),
+                                                       std::move(epilogues));
     return step;
 }
 
@@ -324,63 +424,177 @@ std::string describe(const Plan& plan, const Step& s) {
     return s.name() + " " + pynn::to_string(plan.buffers[s.output].shape);
 }
 
+// Axes {0..k-1} or {k..rank-1} of a rank-`rank` shape, i.e. a fold a tile can do in order.
+bool prefix_or_suffix(const std::vector<int>& axes, std::size_t rank) {
+    if (axes.empty()) {
+        return false;
+    }
+    for (std::size_t i = 1; i < axes.size(); ++i) {
+        if (axes[i] != axes[i - 1] + 1) {
+            return false;
+        }
+    }
+    return axes.front() == 0 || static_cast<std::size_t>(axes.back()) + 1 == rank;
+}
+
 } // namespace
 
 void fuse(Plan& plan) {
     const std::size_t count = plan.steps.size();
-    // How each step's output is used: readers by step, and whether the plan keeps it.
     std::vector<std::vector<std::size_t>> readers(plan.buffers.size());
     for (std::size_t i = 0; i < count; ++i) {
         for (std::size_t b : plan.steps[i].inputs) {
             readers[b].push_back(i);
         }
     }
-    std::vector<bool> kept(plan.buffers.size(), false);
+    std::vector<char> kept(plan.buffers.size(), 0);
     for (std::size_t b : plan.outputs) {
-        kept[b] = true;
+        kept[b] = 1;
     }
     for (const auto& g : plan.grads) {
-        kept[g.second] = true;
+        kept[g.second] = 1;
     }
-    // Split the schedule into runs of fusable neighbours with one output shape and dtype.
-    auto joins = [&](const Step& prev, const Step& cur) {
-        const BufferInfo& po = plan.buffers[prev.output];
-        const BufferInfo& co = plan.buffers[cur.output];
-        return is_fusable(prev) && is_fusable(cur) && po.shape == co.shape &&
-               po.dtype == co.dtype;
+    auto elementwise_op = [&](std::size_t i) {
+        const Step& s = plan.steps[i];
+        return !s.fused && std::visit(
+                               [](const auto& o) {
+                                   return is_elementwise_v<std::decay_t<decltype(o)>>;
+                               },
+                               s.op);
     };
-    std::vector<std::pair<std::size_t, std::size_t>> runs;
-    std::size_t begin = 0;
-    for (std::size_t i = 1; i <= count; ++i) {
-        if (i == count || !joins(plan.steps[i - 1], plan.steps[i])) {
-            runs.emplace_back(begin, i);
-            begin = i;
-        }
-    }
-    // Which buffers a region must write: read by a step outside it, or kept by the plan.
-    std::vector<Step> steps;
-    for (const auto& [first, last] : runs) {
-        if (last - first < 2) {
-            steps.push_back(plan.steps[first]);
+
+    // 1. Views: a reshape or broadcast_to read only by elementwise ops costs no kernel; its
+    //    readers load its input through the view's shape instead.
+    std::vector<char> absorbed(count, 0);
+    std::unordered_map<std::size_t, ReadSpec> views;
+    for (std::size_t i = 0; i < count; ++i) {
+        const Step& s = plan.steps[i];
+        const bool reshape = !s.fused && std::holds_alternative<Reshape>(s.op);
+        const bool broadcast = !s.fused && std::holds_alternative<BroadcastTo>(s.op);
+        if ((!reshape && !broadcast) || kept[s.output] || readers[s.output].empty()) {
             continue;
         }
-        std::vector<std::size_t> escapes(plan.buffers.size(), 0);
-        for (std::size_t i = first; i < last; ++i) {
-            const std::size_t b = plan.steps[i].output;
-            bool outside = kept[b];
-            for (std::size_t r : readers[b]) {
-                outside = outside || r < first || r >= last;
-            }
-            escapes[b] = outside ? 1 : 0;
+        bool all_elementwise = true;
+        for (std::size_t r : readers[s.output]) {
+            all_elementwise = all_elementwise && elementwise_op(r);
         }
-        // The last step's value always leaves the region (it has a reader or is kept).
-        escapes[plan.steps[last - 1].output] = 1;
-        if (plan.buffers[plan.steps[first].output].dtype == DType::Float32) {
-            steps.push_back(fuse_run<float>(plan, first, last, escapes));
+        const std::size_t src = s.inputs[0];
+        auto v = views.find(src);
+        ReadSpec spec = v != views.end() ? v->second : ReadSpec{src, plan.buffers[src].shape};
+        if (!all_elementwise || (reshape && spec.broadcast)) {
+            continue;
+        }
+        if (reshape) {
+            spec.shape = plan.buffers[s.output].shape; // same bytes, read as the new shape
         } else {
-            steps.push_back(fuse_run<double>(plan, first, last, escapes));
+            spec.broadcast = true; // the source's shape broadcasts on to the reader's
+        }
+        views[s.output] = spec;
+        absorbed[i] = 1;
+    }
+    auto reads_view = [&](std::size_t i) {
+        for (std::size_t b : plan.steps[i].inputs) {
+            if (views.contains(b)) {
+                return true;
+            }
+        }
+        return false;
+    };
+
+    // 2. Regions: runs of neighbouring fusable steps with one output shape and dtype.
+    std::vector<std::size_t> live; // the steps that remain, in order
+    for (std::size_t i = 0; i < count; ++i) {
+        if (!absorbed[i]) {
+            live.push_back(i);
         }
     }
+    auto joins = [&](std::size_t a, std::size_t b) {
+        const BufferInfo& po = plan.buffers[plan.steps[a].output];
+        const BufferInfo& co = plan.buffers[plan.steps[b].output];
+        return is_fusable(plan.steps[a]) && is_fusable(plan.steps[b]) && po.shape == co.shape &&
+               po.dtype == co.dtype;
+    };
+    std::vector<Region> regions;     // one per kernel of the result
+    std::vector<char> is_region;     // regions[k] is a fused region (else a single step)
+    std::unordered_map<std::size_t, std::size_t> region_of_buffer;
+    for (std::size_t k = 0; k < live.size();) {
+        std::size_t end = k + 1;
+        while (end < live.size() && joins(live[end - 1], live[end])) {
+            ++end;
+        }
+        Region r;
+        r.steps.assign(live.begin() + static_cast<std::ptrdiff_t>(k),
+                       live.begin() + static_cast<std::ptrdiff_t>(end));
+        const bool fusable = is_fusable(plan.steps[r.steps.front()]);
+        const bool fused = fusable && (r.steps.size() > 1 || reads_view(r.steps.front()));
+        if (fused) {
+            for (std::size_t i : r.steps) {
+                region_of_buffer[plan.steps[i].output] = regions.size();
+            }
+        }
+        regions.push_back(std::move(r));
+        is_region.push_back(fused ? 1 : 0);
+        k = end;
+    }
+
+    // 3. Epilogues: a sum or max over leading or trailing axes of a value a region makes joins
+    //    that region (it only needs the value, so it can run as early as the region does).
+    std::vector<char> removed(regions.size(), 0);
+    for (std::size_t k = 0; k < regions.size(); ++k) {
+        if (is_region[k] || regions[k].steps.size() != 1) {
+            continue;
+        }
+        const Step& s = plan.steps[regions[k].steps.front()];
+        if (!is_reduction(s)) {
+            continue;
+        }
+        auto owner = region_of_buffer.find(s.inputs[0]);
+        const Shape& in_shape = plan.buffers[s.inputs[0]].shape;
+        if (owner == region_of_buffer.end() ||
+            !prefix_or_suffix(reduction_axes(s), in_shape.size())) {
+            continue;
+        }
+        regions[owner->second].reductions.push_back(regions[k].steps.front());
+        removed[k] = 1;
+    }
+
+    // 4. Build the kernels. A buffer made in a region escapes when a step outside the region
+    //    reads it or the plan keeps it.
+    std::vector<std::size_t> step_region(count, SIZE_MAX);
+    for (std::size_t k = 0; k < regions.size(); ++k) {
+        for (std::size_t i : regions[k].steps) {
+            step_region[i] = k;
+        }
+        for (std::size_t i : regions[k].reductions) {
+            step_region[i] = k;
+        }
+    }
+    std::vector<Step> steps;
+    for (std::size_t k = 0; k < regions.size(); ++k) {
+        if (removed[k]) {
+            continue;
+        }
+        if (!is_region[k]) {
+            steps.push_back(plan.steps[regions[k].steps.front()]);
+            continue;
+        }
+        std::vector<char> escapes(plan.buffers.size(), 0);
+        for (std::size_t i : regions[k].steps) {
+            const std::size_t b = plan.steps[i].output;
+            bool outside = kept[b] != 0;
+            for (std::size_t r : readers[b]) {
+                outside = outside || step_region[r] != k;
+            }
+            // A value nobody reads (dead code the simplifier left) still gets written.
+            escapes[b] = outside || (readers[b].empty() && !kept[b]) ? 1 : 0;
+        }
+        if (plan.buffers[plan.steps[regions[k].steps.front()].output].dtype == DType::Float32) {
+            steps.push_back(fuse_region<float>(plan, regions[k], escapes, views));
+        } else {
+            steps.push_back(fuse_region<double>(plan, regions[k], escapes, views));
+        }
+    }
+
     // Explain every boundary left between neighbouring kernels.
     std::vector<std::string> notes;
     for (std::size_t i = 1; i < steps.size(); ++i) {
@@ -391,11 +605,10 @@ void fuse(Plan& plan) {
         std::string reason;
         if (!is_fusable(prev) || !is_fusable(cur)) {
             const Step& other = is_fusable(prev) ? cur : prev;
-            reason = other.name() + " is not elementwise" +
-                     (std::holds_alternative<ReduceSum>(other.op) ||
-                              std::holds_alternative<ReduceMax>(other.op)
-                          ? " (a reduction)"
-                          : "");
+            reason = other.name() + " is not elementwise";
+            if (is_reduction(other)) {
+                reason += " (a reduction that is not the end of an elementwise region)";
+            }
         } else if (po.shape != co.shape) {
             reason = "the shape changes from " + pynn::to_string(po.shape) + " to " +
                      pynn::to_string(co.shape);
