@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -11,6 +12,8 @@
 
 #include <xtensor/xview.hpp>
 
+#include <pynn/data/dataloader.hpp>
+#include <pynn/data/idx.hpp>
 #include <pynn/pynn.hpp>
 
 namespace examples {
@@ -74,6 +77,20 @@ inline Options parse_options(int argc, char** argv, const char* program, double 
         std::exit(2);
     }
     return o;
+}
+
+// Shifts and scales train and test images by the training set's mean and standard deviation.
+inline void standardize(pynn::data::MnistData& ds) {
+    const double n = static_cast<double>(ds.train_images.size());
+    double total = 0, squares = 0;
+    for (float v : ds.train_images) {
+        total += v;
+        squares += static_cast<double>(v) * v;
+    }
+    const double mean = total / n;
+    const double stddev = std::sqrt(squares / n - mean * mean);
+    pynn::data::normalize(ds.train_images, static_cast<float>(mean), static_cast<float>(stddev));
+    pynn::data::normalize(ds.test_images, static_cast<float>(mean), static_cast<float>(stddev));
 }
 
 // Rows where argmax(pred) equals argmax(onehot) (or the class id when targets are ids).

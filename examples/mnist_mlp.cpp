@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
     try {
         manual_seed(opt.seed);
         data::MnistData ds = data::load_fashion_mnist(opt.data_dir);
+        examples::standardize(ds); // torchvision's Normalize with the training set's mean/std
         const std::size_t batch_size = opt.batch_size;
 
         auto x_input = Tensor::randn({batch_size, 784}); // sample input that fixes the shapes
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
         x = layers::Dense(32, 10, softmax)(x);
         models::Model model(x_input, x);
         optimizers::Adam optimizer(opt.lr);
+        optimizers::CosineAnnealingLR schedule(optimizer, static_cast<std::int64_t>(opt.epochs));
         std::cout << model.summary();
 
         data::DataLoader loader(ds.train_images, data::one_hot(ds.train_labels, 10), batch_size,
@@ -58,6 +60,7 @@ int main(int argc, char** argv) {
                          static_cast<double>(correct) / static_cast<double>(seen));
             }
             bar.finish();
+            schedule.step();
         }
 
         model.eval();

@@ -33,6 +33,8 @@ public:
     std::size_t num_kernels() const;
     bool cache_hit() const { return m_cache_hit; } // the plan came from the plan cache
     std::string to_string() const;                // the schedule: kernels and buffers
+    std::string to_dot() const;                   // Graphviz, fused kernels as clusters
+    void write_dot(const std::string& path) const; // to_dot() into a file (IOError on failure)
     const std::vector<Tensor>& outputs() const { return m_outputs; }
 
 private:

@@ -94,4 +94,84 @@ std::string Plan::to_string() const {
     return out.str();
 }
 
+namespace {
+std::string dot_escape(const std::string& text) {
+    std::string out;
+    for (char c : text) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+        }
+        out += c;
+    }
+    return out;
+}
+} // namespace
+
+std::string Plan::to_dot() const {
+    std::ostringstream out;
+    out << "digraph plan {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n";
+    std::vector<bool> used(buffers.size(), false);
+    for (const Step& s : steps) {
+        used[s.output] = true;
+        for (std::size_t b : s.extra_outputs) {
+            used[b] = true;
+        }
+        for (std::size_t b : s.inputs) {
+            used[b] = true;
+        }
+    }
+    for (std::size_t id = 0; id < buffers.size(); ++id) {
+        if (!used[id]) {
+            continue;
+        }
+        const BufferInfo& b = buffers[id];
+        const char* colour = b.kind == BufferKind::Leaf       ? "lightblue"
+                             : b.kind == BufferKind::Constant ? "lightgrey"
+                                                              : "white";
+        std::string label = "b" + std::to_string(id) + " " + pynn::to_string(b.shape);
+        if (!b.label.empty()) {
+            label += "\\n" + b.label;
+        }
+        out << "  b" << id << " [shape=ellipse, style=filled, fillcolor=" << colour
+            << ", label=\"" << dot_escape(label) << "\"];\n";
+    }
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        const Step& s = steps[i];
+        const std::string node = "k" + std::to_string(i);
+        if (s.fused) {
+            out << "  subgraph cluster_" << i << " {\n    style=filled; fillcolor=\"#fff3cd\";\n"
+                << "    label=\"#" << i << " " << dot_escape(s.name()) << "\";\n";
+            const auto names = s.fused->ops();
+            std::string prev;
+            for (std::size_t k = 0; k < names.size(); ++k) {
+                const std::string op = node + "_" + std::to_string(k);
+                out << "    " << op << " [shape=box, label=\"" << dot_escape(names[k]) << "\"];\n";
+                if (!prev.empty()) {
+                    out << "    " << prev << " -> " << op << " [style=dotted];\n";
+                }
+                prev = op;
+            }
+            out << "    " << node << " [shape=point];\n    " << prev << " -> " << node
+                << " [style=dotted];\n  }\n";
+        } else {
+            std::string label = "#" + std::to_string(i) + " " + s.name();
+            const std::string attrs = op_attributes(s.op);
+            if (!attrs.empty()) {
+                label += "\\n" + attrs;
+            }
+            out << "  " << node << " [shape=box, style=filled, fillcolor=\"#d4edda\", label=\""
+                << dot_escape(label) << "\"];\n";
+        }
+        for (std::size_t b : s.inputs) {
+            out << "  b" << b << " -> " << (s.fused ? node + "_0" : node) << ";\n";
+        }
+        out << "  " << node << " -> b" << s.output << ";\n";
+        for (std::size_t b : s.extra_outputs) {
+            out << "  " << node << " -> b" << b << ";\n";
+        }
+    }
+    out << "}\n";
+    return out.str();
+}
+
 } // namespace pynn::compiler

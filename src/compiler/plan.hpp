@@ -58,6 +58,9 @@ struct Plan {
 
     std::size_t intermediate_bytes() const;
     std::string to_string() const;
+    // Graphviz: buffers as ellipses, kernels as boxes; each fused kernel's ops are drawn inside
+    // a cluster named after it.
+    std::string to_dot() const;
 };
 
 } // namespace pynn::compiler

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <numeric>
 #include <unordered_map>
 
@@ -89,6 +90,15 @@ void ComputeGraph::collect_effects(std::vector<std::shared_ptr<Node>>& request_o
 std::size_t ComputeGraph::num_kernels() const { return m_plan->plan.steps.size(); }
 
 std::string ComputeGraph::to_string() const { return m_plan->plan.to_string(); }
+
+std::string ComputeGraph::to_dot() const { return m_plan->plan.to_dot(); }
+
+void ComputeGraph::write_dot(const std::string& path) const {
+    std::ofstream out(path);
+    out << to_dot();
+    out.close();
+    PYNN_CHECK(out.good(), IOError, "write_dot: ", path, ": could not write the file");
+}
 
 namespace {
 
