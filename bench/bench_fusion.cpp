@@ -114,3 +114,4 @@ BENCHMARK(BM_softmax_ce_fused)->Args({64, 10})->Args({256, 1000});
 BENCHMARK(BM_softmax_ce_unfused)->Args({64, 10})->Args({256, 1000});
 
 } // namespace
+BENCHMARK_MAIN();

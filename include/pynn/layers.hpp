@@ -44,6 +44,9 @@ public:
     // One name per parameter, in the same order: the keys of a checkpoint (Model::save writes
     // "<layer index>.<name>"). The default is "param0", "param1", ...; Dense says "weight", "bias".
     virtual std::vector<std::string> parameter_names() const;
+    // Named state that is not trained but belongs in a checkpoint (PyTorch's buffers), e.g.
+    // BatchNorm's running statistics.
+    virtual std::vector<std::pair<std::string, Tensor>> buffers() const { return {}; }
     virtual std::string name() const = 0;
     virtual void set_training(bool training) { m_training = training; }
     bool training() const { return m_training; }

@@ -7,6 +7,7 @@
 #include "compiler/fuse.hpp"
 
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <limits>
 #include <tuple>
@@ -248,8 +249,8 @@ public:
         scratch.resize((m_num_temps + gathers) * kTile);
         std::vector<const T*> input_at(m_modes.size());
         std::vector<std::ptrdiff_t> input_inc(m_modes.size());
-        std::vector<const T*> src;
-        std::vector<std::ptrdiff_t> inc;
+        std::array<const T*, 3> src{};
+        std::array<std::ptrdiff_t, 3> inc{};
         for (std::size_t start = 0; start < n; start += kTile) {
             const std::size_t len = std::min(kTile, n - start);
             std::size_t g = 0;
@@ -272,16 +273,10 @@ public:
                                            : outs[r.index] + start;
             };
             for (const Instr& instr : m_program) {
-                src.clear();
-                inc.clear();
-                for (const Ref& r : instr.args) {
-                    if (r.kind == Ref::Input) {
-                        src.push_back(input_at[r.index]);
-                        inc.push_back(input_inc[r.index]);
-                    } else {
-                        src.push_back(where(r));
-                        inc.push_back(1);
-                    }
+                for (std::size_t a = 0; a < instr.args.size(); ++a) { // at most 3 (where)
+                    const Ref& r = instr.args[a];
+                    src[a] = r.kind == Ref::Input ? input_at[r.index] : where(r);
+                    inc[a] = r.kind == Ref::Input ? input_inc[r.index] : 1;
                 }
                 instr.fn(where(instr.dst), src.data(), inc.data(), len);
             }

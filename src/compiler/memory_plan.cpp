@@ -12,13 +12,17 @@
 namespace pynn::compiler {
 
 // Note [Memory plan]
-// Liveness: an intermediate is live from the step that writes it to the last step that reads it
-// (both included: during a step its inputs and its output all exist). Outputs and gradients stay
-// live to the end, because the executor copies them out after the last step. Leaves and constants
-// have their own storage and are not planned.
+// What lives in the arena: intermediates that some step writes, except the plan's outputs and
+// gradients. ComputeGraph::run() writes those straight into storages of their own, which it hands
+// back, so they take no arena bytes (offset 0, unused), with or without reuse, and naive_bytes
+// does not count them either. Leaves and constants have their own storage too.
 //
-// In place: an elementwise primitive whose input dies at this step (read by no later step, not an
-// output or gradient) and has the output's shape and dtype writes over that input. This is safe
+// Liveness: an intermediate is live from the step that writes it to the last step that reads it
+// (both included: during a step its inputs and its output all exist).
+//
+// In place: an elementwise primitive whose input dies at this step (read by no later step, in the
+// arena) and has the output's shape and dtype writes over that input, unless its own output is
+// an output or gradient (not in the arena). This is safe
 // because kernels::map reads every input of element i before it stores element i (a SIMD batch is
 // loaded whole before the store), an input of the output's shape walks the same offsets as the
 // output, and a broadcast input is another, live buffer that does not overlap it. The output then
@@ -71,8 +75,7 @@ bool may_run_in_place(const Step& step) {
     if (step.fused) { // FusedKernel has no way to say its kernel tolerates aliasing
         return false;
     }
-    return std::visit(
-        []<class T>(const T& /*op*/) { return listed<T>(InPlaceOps{}); }, step.op);
+    return std::visit([]<class T>(const T& /*op*/) { return listed<T>(InPlaceOps{}); }, step.op);
 }
 
 // Calls f on every buffer a step writes: its output, then a fused step's extra outputs.
@@ -90,7 +93,7 @@ struct Lifetime {
     std::size_t last = 0;
 };
 
-std::vector<Lifetime> lifetimes(const Plan& plan, const std::vector<bool>& pinned) {
+std::vector<Lifetime> lifetimes(const Plan& plan) {
     std::vector<Lifetime> life(plan.buffers.size());
     for (std::size_t k = 0; k < plan.steps.size(); ++k) {
         const Step& step = plan.steps[k];
@@ -105,11 +108,6 @@ std::vector<Lifetime> lifetimes(const Plan& plan, const std::vector<bool>& pinne
                         ", which an earlier step wrote");
             life[out] = {k, k};
         });
-    }
-    for (std::size_t id = 0; id < life.size(); ++id) {
-        if (pinned[id] && life[id].first != kNone) {
-            life[id].last = plan.steps.size() - 1;
-        }
     }
     return life;
 }
@@ -154,10 +152,9 @@ std::size_t assign_offsets(std::vector<Allocation>& allocs) {
         }
         cur.offset = best != kNone ? best : end;
         peak = std::max(peak, cur.offset + cur.bytes);
-        placed.insert(std::upper_bound(placed.begin(), placed.end(), cur.offset,
-                                       [&](std::size_t off, std::size_t p) {
-                                           return off < allocs[p].offset;
-                                       }),
+        placed.insert(std::upper_bound(
+                          placed.begin(), placed.end(), cur.offset,
+                          [&](std::size_t off, std::size_t p) { return off < allocs[p].offset; }),
                       a);
     }
     return peak;
@@ -167,22 +164,22 @@ std::size_t assign_offsets(std::vector<Allocation>& allocs) {
 
 void plan_memory(Plan& plan, bool reuse) {
     const std::size_t n = plan.buffers.size();
-    std::vector<bool> pinned(n, false);
+    const std::vector<Lifetime> life = lifetimes(plan);
+    std::vector<bool> in_arena(n, false);
+    for (std::size_t id = 0; id < n; ++id) {
+        in_arena[id] = plan.buffers[id].kind == BufferKind::Intermediate && life[id].first != kNone;
+    }
     for (std::size_t id : plan.outputs) {
-        pinned[id] = true;
+        in_arena[id] = false;
     }
     for (const auto& [leaf, id] : plan.grads) {
-        pinned[id] = true;
+        in_arena[id] = false;
     }
-    const std::vector<Lifetime> life = lifetimes(plan, pinned);
-    auto planned = [&](std::size_t id) {
-        return plan.buffers[id].kind == BufferKind::Intermediate && life[id].first != kNone;
-    };
 
     plan.naive_bytes = 0;
     for (std::size_t id = 0; id < n; ++id) {
         plan.buffers[id].offset = 0;
-        if (planned(id)) {
+        if (in_arena[id]) {
             plan.naive_bytes += aligned_bytes(plan.buffers[id]);
         }
     }
@@ -193,7 +190,7 @@ void plan_memory(Plan& plan, bool reuse) {
     if (!reuse) {
         std::size_t offset = 0;
         for (std::size_t id = 0; id < n; ++id) {
-            if (planned(id)) {
+            if (in_arena[id]) {
                 plan.buffers[id].offset = offset;
                 offset += aligned_bytes(plan.buffers[id]);
             }
@@ -208,18 +205,18 @@ void plan_memory(Plan& plan, bool reuse) {
     for (std::size_t k = 0; k < plan.steps.size(); ++k) {
         Step& step = plan.steps[k];
         const BufferInfo& out = plan.buffers[step.output];
-        if (out.kind == BufferKind::Intermediate && may_run_in_place(step)) {
+        if (in_arena[step.output] && may_run_in_place(step)) {
             for (std::size_t in : step.inputs) {
                 const BufferInfo& b = plan.buffers[in];
-                if (b.kind == BufferKind::Intermediate && life[in].last == k && !pinned[in] &&
-                    b.shape == out.shape && b.dtype == out.dtype) {
+                if (in_arena[in] && life[in].last == k && b.shape == out.shape &&
+                    b.dtype == out.dtype) {
                     step.in_place_of = in;
                     break;
                 }
             }
         }
         for_each_output(step, [&](std::size_t id) {
-            if (plan.buffers[id].kind != BufferKind::Intermediate) {
+            if (!in_arena[id]) {
                 return;
             }
             if (id == step.output && step.in_place_of != kNone) {

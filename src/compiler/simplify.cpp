@@ -29,10 +29,10 @@ namespace pynn::compiler {
 //    constant, unless that would bake a large broadcast into the plan (output above kFoldLimit
 //    elements and larger than every input).
 //  - Elementwise: x + 0, 0 + x, x - 0, x * 1, 1 * x, x / 1, x ^ 1 -> x; 0 - x, x * -1, x / -1
-//    -> -x; a + -b -> a - b; a - -b -> a + b; -a * -b -> a * b; -x * c -> x * (-c) with c
-//    constant; where(c, a, a) -> a; where with a constant condition picks a side. A
-//    broadcast_to feeding a broadcasting elementwise op is dropped when the op's output shape
-//    stays the same (the kernel broadcasts anyway).
+//    -> -x when that keeps the shape (-x then broadcast_to would add a kernel); a + -b -> a - b;
+//    a - -b -> a + b; -a * -b -> a * b; -x * c -> x * (-c) with c constant; where(c, a, a) -> a;
+//    where with a constant condition picks a side. A broadcast_to feeding a broadcasting
+//    elementwise op is dropped when the op's output shape stays the same (the kernel broadcasts).
 //  - x * 0 -> 0 only where it is safe: 0 * inf and 0 * nan are nan, so x must be known finite,
 //    i.e. a compare (0/1) or argmax (an index) result, or a finite constant. A general x is kept.
 //  - Unary: -(-x) -> x; -(a - b) -> b - a and -(x * c) -> x * (-c) when the inner node has no
@@ -375,8 +375,8 @@ NodePtr Simplifier::rewrite(const Op& op, const std::vector<NodePtr>& in, const 
         if (has_value(in[1], 1.0)) {
             return broadcast(in[0], shape);
         }
-        if (has_value(in[1], -1.0)) {
-            return broadcast(neg(in[0]), shape);
+        if (has_value(in[1], -1.0) && in[0]->shape == shape) {
+            return neg(in[0]);
         }
         return nullptr;
     }
@@ -440,8 +440,8 @@ NodePtr Simplifier::rewrite_sub(const NodePtr& a, const NodePtr& b, const Shape&
     if (has_value(b, 0.0)) {
         return broadcast(a, shape);
     }
-    if (has_value(a, 0.0)) {
-        return broadcast(neg(b), shape);
+    if (has_value(a, 0.0) && b->shape == shape) {
+        return neg(b);
     }
     if (as<Neg>(b)) {
         return binary<Add>(a, b->inputs[0]);
@@ -455,8 +455,8 @@ NodePtr Simplifier::rewrite_mul(const NodePtr& a, const NodePtr& b, const Shape&
         if (has_value(c, 1.0)) {
             return broadcast(x, shape);
         }
-        if (has_value(c, -1.0)) {
-            return broadcast(neg(x), shape);
+        if (has_value(c, -1.0) && x->shape == shape) {
+            return neg(x);
         }
         if (has_value(c, 0.0) && known_finite(x)) {
             return zeros(shape, x->dtype);
@@ -566,11 +566,12 @@ NodePtr Simplifier::rewrite_sum(const ReduceSum& op, const NodePtr& x, const Sha
             count *= xs[i];
         }
         if (applies && count > 0) {
-            NodePtr v = reshape(y, reduced_shape(ya, op.axes, op.keepdims));
+            // Scale first: the reshape then only drops or adds 1s, which a broadcast absorbs.
+            NodePtr v = y;
             if (count != 1) {
                 v = binary<Mul>(v, constant(static_cast<double>(count), {}, v->dtype));
             }
-            return broadcast(v, shape);
+            return broadcast(reshape(v, reduced_shape(ya, op.axes, op.keepdims)), shape);
         }
     }
     if (as<Neg>(x) && single_use(x)) { // negate the smaller tensor; a + sum(-z) -> a - sum(z)

@@ -19,6 +19,15 @@ void map_row(T* out, const std::array<const T*, N>& in, const std::array<std::pt
     using B = xsimd::batch<T>;
     constexpr std::size_t W = B::size;
     std::size_t j = 0;
+    if (((inc[I] == 1) && ...)) { // the common case: every input is a real row, no branches
+        for (; j + W <= n; j += W) {
+            f(B::load_unaligned(in[I] + j)...).store_unaligned(out + j);
+        }
+        for (; j < n; ++j) {
+            out[j] = f(in[I][j]...);
+        }
+        return;
+    }
     // Stride is 1 (a real row) or 0 (a broadcast scalar) for every input of a map.
     auto load = [&](std::size_t k, std::size_t at) {
         return inc[k] == 0 ? B(in[k][0]) : B::load_unaligned(in[k] + at);

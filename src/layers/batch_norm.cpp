@@ -62,6 +62,9 @@ public:
 
     std::vector<Tensor> parameters() const override { return {m_weight, m_bias}; }
     std::vector<std::string> parameter_names() const override { return {"weight", "bias"}; }
+    std::vector<std::pair<std::string, Tensor>> buffers() const override {
+        return {{"running_mean", m_running_mean}, {"running_var", m_running_var}};
+    }
     std::string name() const override {
         return std::string(m_2d ? "BatchNorm2d(" : "BatchNorm1d(") + std::to_string(m_features) +
                ")";

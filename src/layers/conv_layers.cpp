@@ -38,6 +38,12 @@ public:
         }
         return {m_weight};
     }
+    std::vector<std::string> parameter_names() const override {
+        if (m_bias.defined()) {
+            return {"weight", "bias"};
+        }
+        return {"weight"};
+    }
     std::string name() const override {
         std::string s = "Conv2d(" + std::to_string(m_in) + ", " + std::to_string(m_out) + ", " +
                          std::to_string(m_k);

@@ -34,7 +34,8 @@ void append_parameters(const std::vector<std::shared_ptr<layers::Layer>>& ls,
     }
 }
 
-io::NamedTensors named_parameters_of(const std::vector<std::shared_ptr<layers::Layer>>& ls) {
+io::NamedTensors named_parameters_of(const std::vector<std::shared_ptr<layers::Layer>>& ls,
+                                     bool with_buffers = false) {
     io::NamedTensors out;
     for (std::size_t i = 0; i < ls.size(); ++i) {
         const std::vector<Tensor> params = ls[i]->parameters();
@@ -46,6 +47,11 @@ io::NamedTensors named_parameters_of(const std::vector<std::shared_ptr<layers::L
         }
         for (std::size_t j = 0; j < params.size(); ++j) {
             out.emplace_back(std::to_string(i) + "." + names[j], params[j]);
+        }
+        if (with_buffers) { // checkpoints also carry state such as running statistics
+            for (const auto& [name, t] : ls[i]->buffers()) {
+                out.emplace_back(std::to_string(i) + "." + name, t);
+            }
         }
     }
     return out;
@@ -189,9 +195,11 @@ std::string Model::summary() const {
 }
 
 io::NamedTensors Model::named_parameters() const { return named_parameters_of(m_layers); }
-void Model::save(const std::string& path) const { io::save_safetensors(path, named_parameters()); }
+void Model::save(const std::string& path) const {
+    io::save_safetensors(path, named_parameters_of(m_layers, true));
+}
 void Model::load(const std::string& path) {
-    load_parameters("Model::load", path, named_parameters());
+    load_parameters("Model::load", path, named_parameters_of(m_layers, true));
 }
 
 Sequential::Sequential(std::initializer_list<layers::LayerHandle> ls)
@@ -238,10 +246,10 @@ std::string Sequential::summary(const Shape& input_shape) const {
 
 io::NamedTensors Sequential::named_parameters() const { return named_parameters_of(m_layers); }
 void Sequential::save(const std::string& path) const {
-    io::save_safetensors(path, named_parameters());
+    io::save_safetensors(path, named_parameters_of(m_layers, true));
 }
 void Sequential::load(const std::string& path) {
-    load_parameters("Sequential::load", path, named_parameters());
+    load_parameters("Sequential::load", path, named_parameters_of(m_layers, true));
 }
 
 } // namespace pynn::models

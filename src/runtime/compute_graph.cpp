@@ -166,7 +166,18 @@ void ComputeGraph::run() {
             ptr[id] = fresh[id]->raw();
         }
     };
-    for (std::size_t id : plan.outputs) {
+    for (std::size_t i = 0; i < plan.outputs.size(); ++i) {
+        // Running the same graph again: write into the output's previous storage when nobody
+        // else holds it, instead of allocating (and page-faulting in) a new one.
+        const std::size_t id = plan.outputs[i];
+        StoragePtr& previous = m_outputs[i].node()->data;
+        if (plan.buffers[id].kind == compiler::BufferKind::Intermediate && previous &&
+            previous.use_count() == 1 && !fresh.contains(id) &&
+            previous->numel() == numel(plan.buffers[id].shape) &&
+            previous->dtype() == plan.buffers[id].dtype) {
+            fresh[id] = previous;
+            ptr[id] = previous->raw();
+        }
         give_own_storage(id);
     }
     for (const auto& grad : plan.grads) {

@@ -230,3 +230,20 @@ TEST_CASE("Conv2d and pooling layers compose into a CNN", "[nn][conv]") {
     CHECK_THAT(s, Catch::Contains("Conv2d(1, 4, 3, padding=1, relu)"));
     CHECK_THAT(s, Catch::Contains("(5, 4, 4, 4)"));
 }
+
+TEST_CASE("a checkpoint carries BatchNorm's running statistics", "[nn][batchnorm][io]") {
+    auto build = []() {
+        return models::Sequential{layers::Dense(3, 4), layers::BatchNorm1d(4), layers::Dense(4, 2)};
+    };
+    models::Sequential net = build();
+    net(Tensor::randn({8, 3})).values<float>(); // a training-mode pass moves the statistics
+    const std::string path = "test_layers_bn_checkpoint.safetensors";
+    net.save(path);
+    models::Sequential other = build();
+    other.load(path);
+    std::remove(path.c_str());
+    net.eval();
+    other.eval();
+    Tensor x = Tensor::randn({5, 3});
+    require_close(other(x).values<float>(), net(x).values<float>(), 1e-6);
+}
