@@ -348,8 +348,21 @@ Step fuse_region(const Plan& plan, const Region& region, const std::vector<char>
     std::map<ReadSpec, std::size_t> input_index;
     std::vector<std::size_t> outputs;
     std::size_t temps = 0;
+    // Temporaries are tile-sized scratch rows; one is recycled once its last reader has run, so
+    // a long chain needs two or three of them and its working set stays in L1.
+    std::unordered_map<std::size_t, std::size_t> last_read; // buffer -> instruction index
+    for (std::size_t k = 0; k < region.steps.size(); ++k) {
+        for (std::size_t b : plan.steps[region.steps[k]].inputs) {
+            last_read[b] = k;
+        }
+    }
+    for (std::size_t r : region.reductions) {
+        last_read[plan.steps[r].inputs[0]] = SIZE_MAX; // read after the whole program
+    }
+    std::vector<std::size_t> free_temps;
     std::vector<typename FusedElementwise<T>::Instr> program;
-    for (std::size_t i : region.steps) {
+    for (std::size_t k = 0; k < region.steps.size(); ++k) {
+        const std::size_t i = region.steps[k];
         const Step& s = plan.steps[i];
         typename FusedElementwise<T>::Instr instr;
         instr.fn = make_row_fn<T>(s.op);
@@ -371,9 +384,20 @@ Step fuse_region(const Plan& plan, const Region& region, const std::vector<char>
             }
             instr.args.push_back({Ref::Input, slot->second});
         }
+        for (std::size_t b : s.inputs) { // temps read for the last time here are free again
+            auto it = produced.find(b);
+            if (it != produced.end() && it->second.kind == Ref::Temp && last_read[b] == k &&
+                std::find(free_temps.begin(), free_temps.end(), it->second.index) ==
+                    free_temps.end()) {
+                free_temps.push_back(it->second.index);
+            }
+        }
         if (escapes[s.output]) {
             instr.dst = {Ref::Output, outputs.size()};
             outputs.push_back(s.output);
+        } else if (!free_temps.empty()) { // in place over a dead temp is safe: map_row loads
+            instr.dst = {Ref::Temp, free_temps.back()}; // a batch before storing it
+            free_temps.pop_back();
         } else {
             instr.dst = {Ref::Temp, temps++};
         }

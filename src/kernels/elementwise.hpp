@@ -13,31 +13,49 @@
 namespace pynn::kernels {
 
 namespace detail {
+
+// One row with a compile-time pattern of broadcast inputs: bit k of Mask set means input k is
+// a scalar (stride 0), loaded into a register once; the others are contiguous rows.
+template <std::size_t Mask, class T, std::size_t N, class F, std::size_t... I>
+void map_row_masked(T* out, const std::array<const T*, N>& in, std::size_t n, const F& f,
+                    std::index_sequence<I...>) {
+    using B = xsimd::batch<T>;
+    constexpr std::size_t W = B::size;
+    const std::array<B, N> scalar{B(((Mask >> I) & 1U) ? in[I][0] : T(0))...};
+    auto load = [&]<std::size_t K>(std::size_t at) {
+        if constexpr (((Mask >> K) & 1U) != 0) {
+            return scalar[K];
+        } else {
+            return B::load_unaligned(in[K] + at);
+        }
+    };
+    std::size_t j = 0;
+    for (; j + W <= n; j += W) {
+        f(load.template operator()<I>(j)...).store_unaligned(out + j);
+    }
+    for (; j < n; ++j) {
+        out[j] = f(in[I][((Mask >> I) & 1U) ? 0 : j]...);
+    }
+}
+
+template <class T, std::size_t N, class F, std::size_t... M>
+void map_row_dispatch(std::size_t mask, T* out, const std::array<const T*, N>& in, std::size_t n,
+                      const F& f, std::index_sequence<M...>) {
+    using Fn = void (*)(T*, const std::array<const T*, N>&, std::size_t, const F&,
+                        std::make_index_sequence<N>);
+    static constexpr Fn table[] = {&map_row_masked<M, T, N, F>...};
+    table[mask](out, in, n, f, std::make_index_sequence<N>{});
+}
+
+// out[0..n) = f(in_0[..], ...), where each input has stride 1 (a row) or 0 (a scalar).
 template <class T, std::size_t N, class F, std::size_t... I>
 void map_row(T* out, const std::array<const T*, N>& in, const std::array<std::ptrdiff_t, N>& inc,
              std::size_t n, const F& f, std::index_sequence<I...>) {
-    using B = xsimd::batch<T>;
-    constexpr std::size_t W = B::size;
-    std::size_t j = 0;
-    if (((inc[I] == 1) && ...)) { // the common case: every input is a real row, no branches
-        for (; j + W <= n; j += W) {
-            f(B::load_unaligned(in[I] + j)...).store_unaligned(out + j);
-        }
-        for (; j < n; ++j) {
-            out[j] = f(in[I][j]...);
-        }
-        return;
+    std::size_t mask = 0;
+    for (std::size_t k = 0; k < N; ++k) {
+        mask |= inc[k] == 0 ? std::size_t{1} << k : 0;
     }
-    // Stride is 1 (a real row) or 0 (a broadcast scalar) for every input of a map.
-    auto load = [&](std::size_t k, std::size_t at) {
-        return inc[k] == 0 ? B(in[k][0]) : B::load_unaligned(in[k] + at);
-    };
-    for (; j + W <= n; j += W) {
-        f(load(I, j)...).store_unaligned(out + j);
-    }
-    for (; j < n; ++j) {
-        out[j] = f(in[I][inc[I] == 0 ? 0 : j]...);
-    }
+    map_row_dispatch<T, N, F>(mask, out, in, n, f, std::make_index_sequence<std::size_t{1} << N>{});
 }
 } // namespace detail
 
