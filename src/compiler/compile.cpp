@@ -122,7 +122,12 @@ Plan build_plan(const Request& request, const std::vector<Node*>& order,
     if (options.fusion) {
         fuse(plan);
     }
-    if (std::getenv("PYNN_DEBUG_PLAN")) { std::fputs(plan.to_string().c_str(), stderr); }
+    if (options.memory_reuse) {
+        schedule_for_memory(plan);
+    }
+    if (options.fusion) {
+        explain_boundaries(plan);
+    }
     plan_memory(plan, options.memory_reuse);
     return plan;
 }

@@ -1,6 +1,6 @@
 // The compiler's driver: from the requested outputs (and optionally "differentiate outputs[0]")
-// to a Plan, through the plan cache. Passes run in order: autodiff, then scheduling/lowering
-// (schedule.cpp). Fusion and memory planning slot in between lowering and execution.
+// to a Plan, through the plan cache. Passes run in order: autodiff, simplify, lowering
+// (schedule.cpp), fusion, scheduling for memory, memory planning.
 #pragma once
 
 #include <memory>
@@ -44,6 +44,8 @@ Compiled compile(const Request& request);
 
 // Lowers a DAG (forward leaves numbered by `leaf_index`) to a topologically ordered Plan.
 Plan lower(const std::vector<Node*>& roots, const std::vector<Node*>& leaves);
+// Reorders a Plan's steps (still topologically) to shorten buffer lifetimes; see schedule.cpp.
+void schedule_for_memory(Plan& plan);
 
 struct CacheStats {
     std::size_t hits = 0;

@@ -614,7 +614,11 @@ void fuse(Plan& plan) {
         }
     }
 
-    // Explain every boundary left between neighbouring kernels.
+    plan.steps = std::move(steps);
+}
+
+void explain_boundaries(Plan& plan) {
+    const std::vector<Step>& steps = plan.steps;
     std::vector<std::string> notes;
     for (std::size_t i = 1; i < steps.size(); ++i) {
         const Step& prev = steps[i - 1];
@@ -637,7 +641,6 @@ void fuse(Plan& plan) {
         notes.push_back("#" + std::to_string(i - 1) + " " + describe(plan, prev) + " | #" +
                         std::to_string(i) + " " + describe(plan, cur) + ": " + reason);
     }
-    plan.steps = std::move(steps);
     plan.fusion_notes = std::move(notes);
 }
 

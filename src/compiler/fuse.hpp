@@ -7,5 +7,7 @@
 namespace pynn::compiler {
 
 void fuse(Plan& plan);
+// Records, for each pair of neighbouring kernels of the final schedule, why they are separate.
+void explain_boundaries(Plan& plan);
 
 } // namespace pynn::compiler

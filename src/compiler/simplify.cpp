@@ -41,7 +41,7 @@ namespace pynn::compiler {
 //    sum over size-1 axes drop out (or become one reshape); reshape(reshape), permute(permute),
 //    broadcast_to(broadcast_to) compose; a reshape that only adds or drops leading 1s before a
 //    broadcast_to is dropped; reshape(broadcast_to(s)) of one element becomes broadcast_to(s).
-//  - Reductions: sum(broadcast_to(x)) over axes where x has size 1 is reshape(x) * count,
+//  - Reductions: sum(broadcast_to(x)) over axes where x has size 1 is reshape(x * count),
 //    broadcast over the broadcast axes that were not summed; sum(-x) is -sum(x) (the smaller
 //    tensor is negated, and a + -s then becomes a - s); sum(sum(x)) with the same keepdims
 //    and reshape(sum(x, keepdims)) dropping those axes become one sum when the inner sum has no
@@ -134,9 +134,9 @@ bool broadcasts_inputs(const Op& op) {
     return std::visit(
         []<class T>(const T&) {
             return std::is_same_v<T, Add> || std::is_same_v<T, Sub> || std::is_same_v<T, Mul> ||
-                   std::is_same_v<T, Div> || std::is_same_v<T, Pow> ||
-                   std::is_same_v<T, Maximum> || std::is_same_v<T, Minimum> ||
-                   std::is_same_v<T, Compare> || std::is_same_v<T, Where>;
+                   std::is_same_v<T, Div> || std::is_same_v<T, Pow> || std::is_same_v<T, Maximum> ||
+                   std::is_same_v<T, Minimum> || std::is_same_v<T, Compare> ||
+                   std::is_same_v<T, Where>;
         },
         op);
 }
@@ -151,8 +151,8 @@ public:
 
 private:
     std::unordered_set<const Node*> m_user_leaves;
-    std::unordered_map<const Node*, NodePtr> m_map;       // this round's input -> output
-    std::unordered_map<const Node*, std::size_t> m_uses;  // in the DAG this round started from
+    std::unordered_map<const Node*, NodePtr> m_map;      // this round's input -> output
+    std::unordered_map<const Node*, std::size_t> m_uses; // in the DAG this round started from
     std::unordered_map<std::string, NodePtr> m_cse;
     std::unordered_map<const Node*, const Node*> m_canonical; // constant -> first equal constant
     std::unordered_map<std::string, const Node*> m_constant_by_value;
@@ -182,8 +182,7 @@ private:
     // before, or a new node (`origin` itself when its inputs did not change).
     NodePtr emit(Op op, std::vector<NodePtr> inputs, Shape shape, DType dtype,
                  Node* origin = nullptr);
-    NodePtr rewrite(const Op& op, const std::vector<NodePtr>& in, const Shape& shape,
-                    DType dtype);
+    NodePtr rewrite(const Op& op, const std::vector<NodePtr>& in, const Shape& shape, DType dtype);
 
     NodePtr rewrite_add(const NodePtr& a, const NodePtr& b, const Shape& shape);
     NodePtr rewrite_sub(const NodePtr& a, const NodePtr& b, const Shape& shape);
@@ -612,9 +611,8 @@ NodePtr Simplifier::rewrite_matmul(const Matmul& op, const NodePtr& a, const Nod
     if (!ta && !tb) {
         return nullptr;
     }
-    return emit(Matmul{op.trans_a != ta, op.trans_b != tb}, {ta ? a->inputs[0] : a,
-                                                             tb ? b->inputs[0] : b},
-                shape, a->dtype);
+    return emit(Matmul{op.trans_a != ta, op.trans_b != tb},
+                {ta ? a->inputs[0] : a, tb ? b->inputs[0] : b}, shape, a->dtype);
 }
 
 std::vector<NodePtr> Simplifier::round(const std::vector<NodePtr>& roots) {
@@ -657,8 +655,7 @@ std::vector<NodePtr> Simplifier::round(const std::vector<NodePtr>& roots) {
 
 } // namespace
 
-std::vector<NodePtr> simplify(const std::vector<NodePtr>& roots,
-                              const std::vector<Node*>& leaves) {
+std::vector<NodePtr> simplify(const std::vector<NodePtr>& roots, const std::vector<Node*>& leaves) {
     NoGradGuard no_grad; // the new nodes are values only: autodiff already ran
     Simplifier simplifier(leaves);
     std::vector<NodePtr> current = roots;

@@ -275,14 +275,17 @@ StepResult run_mlp(const Mlp& mlp, bool reuse) {
 
 } // namespace
 
-// The issue's figure. The eight gradients (953,280 bytes, 802,816 of them dense.weight's
-// (784, 256)) and the loss are written into storages of their own by the executor, so neither
-// figure counts them; the arena must also equal the bytes live at the busiest step, the least any
-// offset assignment can reach for this schedule.
+// The issue's figure, on the unfused plan, where the pass decides everything: which buffers share
+// bytes and which steps run in place. The eight gradients (953,280 bytes, 802,816 of them
+// dense.weight's (784, 256)) and the loss are written into storages of their own by the executor,
+// so neither figure counts them. Fused, the figure is worse (arena 346,624 against 558,976 bytes
+// when this was written): fused kernels do not run in place, fusion removes the temporaries that
+// reuse was saving, and the schedule still runs the weight-gradient GEMMs last, keeping every
+// layer's activations alive until then.
 TEST_CASE("the MLP training step's arena is at most half of one buffer per intermediate",
           "[compiler]") {
     PassFlagsGuard guard;
-    Flags::set_fusion(GENERATE(false, true));
+    Flags::set_fusion(false);
     Mlp mlp;
     StepResult r = run_mlp(mlp, true);
     const compiler::Plan& plan = r.plan;
@@ -292,10 +295,25 @@ TEST_CASE("the MLP training step's arena is at most half of one buffer per inter
     check_plan(plan);
     CHECK(own_storage_bytes(plan) == 953280 + 64);
     CHECK(plan.arena_bytes * 2 <= plan.naive_bytes);
-    CHECK(plan.arena_bytes == live_peak(plan));
+    CHECK(plan.arena_bytes >= live_peak(plan));
     CHECK(plan.to_string().find("arena " + std::to_string(plan.arena_bytes) + " bytes (" +
                                 std::to_string(plan.naive_bytes) + " without reuse)") !=
           std::string::npos);
+}
+
+// Fused or not, the offsets come close to the least the schedule allows (the bytes live at its
+// busiest step; greedy-by-size is not always optimal), and the default fused plan also needs at
+// most half of one buffer per intermediate (the issue's goal, helped by schedule_for_memory).
+TEST_CASE("the MLP training step's arena is near its live peak and half of naive", "[compiler]") {
+    PassFlagsGuard guard;
+    Flags::set_fusion(GENERATE(false, true));
+    Mlp mlp;
+    StepResult r = run_mlp(mlp, true);
+    INFO(r.plan.to_string());
+    check_plan(r.plan);
+    CHECK(r.plan.arena_bytes >= live_peak(r.plan));
+    CHECK(static_cast<double>(r.plan.arena_bytes) <= 1.1 * static_cast<double>(live_peak(r.plan)));
+    CHECK(r.plan.arena_bytes * 2 <= r.plan.naive_bytes);
 }
 
 TEST_CASE("the MLP training step computes the same loss and gradients with and without reuse",
@@ -330,17 +348,20 @@ TEST_CASE("a chain of elementwise steps runs in place in one slot", "[compiler]"
     Flags::set_fusion(false);
     xt::xarray<double> xv = random_array({16}, 3);
     Tensor x = Tensor::from_values(xv);
-    Tensor y = exp(neg(tanh(x))); // (16): tanh reads the leaf; neg and exp overwrite what they read
+    // (16): tanh reads the leaf, neg and exp overwrite what they read; the output y, in a storage
+    // of its own, is not in the arena.
+    Tensor y = sigmoid(exp(neg(tanh(x))));
 
     SECTION("with reuse") {
         Flags::set_memory_reuse(true);
         const compiler::Plan plan = forward_plan({y});
         INFO(plan.to_string());
         check_plan(plan);
-        REQUIRE(plan.steps.size() == 3);
+        REQUIRE(plan.steps.size() == 4);
         CHECK(plan.steps[0].in_place_of == kNone);
         CHECK(plan.steps[1].in_place_of == plan.steps[0].output);
         CHECK(plan.steps[2].in_place_of == plan.steps[1].output);
+        CHECK(plan.steps[3].in_place_of == kNone);
         CHECK(plan.arena_bytes == 128);
         CHECK(plan.naive_bytes == 3 * 128);
     }
@@ -352,7 +373,8 @@ TEST_CASE("a chain of elementwise steps runs in place in one slot", "[compiler]"
         CHECK(plan.arena_bytes == 3 * 128);
         CHECK(plan.naive_bytes == 3 * 128);
     }
-    xt::xarray<double> expected = std_map(xv, [](double v) { return std::exp(-std::tanh(v)); });
+    xt::xarray<double> expected =
+        std_map(xv, [](double v) { return 1.0 / (1.0 + std::exp(-std::exp(-std::tanh(v)))); });
     require_close(y.values<double>(), expected, 1e-15);
 }
 

@@ -22,15 +22,10 @@ using namespace pynn;
 using pynn::testing::check_gradients;
 using pynn::testing::random_array;
 using pynn::testing::require_close;
+using namespace pynn::testing::shorthands;
 
 namespace {
 
-using Array = xt::xarray<double>;
-using Inputs = std::vector<Tensor>;
-
-Tensor leaf(const Array& a) { return Tensor::from_values(a); }
-xt::xarray<float> to_f32(const Array& a) { return xt::cast<float>(a); }
-Array to_f64(const xt::xarray<float>& a) { return xt::cast<double>(a); }
 
 // (n, k) @ (k, m) by the textbook triple loop.
 Array naive_matmul_2d(const Array& a, const Array& b) {

@@ -22,14 +22,10 @@ using namespace pynn;
 using pynn::testing::check_gradients;
 using pynn::testing::random_array;
 using pynn::testing::require_close;
+using namespace pynn::testing::shorthands;
 
 namespace {
 
-using Array = xt::xarray<double>;
-using Inputs = std::vector<Tensor>;
-
-Tensor leaf(const Array& a) { return Tensor::from_values(a); }
-xt::xarray<float> to_f32(const Array& a) { return xt::cast<float>(a); }
 
 Shape shape_of(const Array& a) { return Shape(a.shape().begin(), a.shape().end()); }
 

@@ -8,6 +8,8 @@
 
 #include <catch2/catch.hpp>
 #include <xtensor/xarray.hpp>
+#include <xtensor/xbuilder.hpp>
+#include <xtensor/xmath.hpp>
 
 #include <pynn/pynn.hpp>
 
@@ -30,5 +32,14 @@ void require_close(const xt::xarray<double>& actual, const xt::xarray<double>& e
                    double tolerance = 1e-12);
 void require_close(const xt::xarray<float>& actual, const xt::xarray<float>& expected,
                    double tolerance = 1e-5);
+
+// Short names the op tests share.
+namespace shorthands {
+using Array = xt::xarray<double>;
+using Inputs = std::vector<Tensor>;
+inline Tensor leaf(const Array& a) { return Tensor::from_values(a); }
+inline xt::xarray<float> to_f32(const Array& a) { return xt::cast<float>(a); }
+inline Array to_f64(const xt::xarray<float>& a) { return xt::cast<double>(a); }
+} // namespace shorthands
 
 } // namespace pynn::testing
