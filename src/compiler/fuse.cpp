@@ -289,26 +289,54 @@ public:
 
 private:
     static void fold(const Epilogue& e, const T* v, std::size_t start, std::size_t len, T* out) {
-        if (e.suffix) { // runs of `group` consecutive elements share one output
-            std::size_t i = 0;
-            while (i < len) {
+        if (e.is_max) {
+            fold_with(e, v, start, len, out, [](auto a, auto b) { return functors::max(a, b); });
+        } else {
+            fold_with(e, v, start, len, out, [](auto a, auto b) { return a + b; });
+        }
+    }
+
+    // Suffix: each run of `group` consecutive values collapses into one output (a SIMD
+    // horizontal fold); prefix: value i folds into output i % group (a SIMD vertical fold).
+    template <class Op>
+    static void fold_with(const Epilogue& e, const T* v, std::size_t start, std::size_t len,
+                          T* out, Op op) {
+        using B = xsimd::batch<T>;
+        constexpr std::size_t W = B::size;
+        std::size_t i = 0;
+        while (i < len) {
+            if (e.suffix) {
                 const std::size_t at = (start + i) / e.group;
                 const std::size_t run = std::min(len - i, (at + 1) * e.group - (start + i));
                 T acc = out[at];
-                for (std::size_t j = 0; j < run; ++j) {
-                    acc = e.is_max ? std::max(acc, v[i + j]) : acc + v[i + j];
+                std::size_t j = 0;
+                if (run >= 2 * W) {
+                    B vacc = B::load_unaligned(v + i);
+                    for (j = W; j + W <= run; j += W) {
+                        vacc = op(vacc, B::load_unaligned(v + i + j));
+                    }
+                    alignas(64) T lanes[W];
+                    vacc.store_aligned(lanes);
+                    for (std::size_t l = 0; l < W; ++l) {
+                        acc = op(acc, lanes[l]);
+                    }
+                }
+                for (; j < run; ++j) {
+                    acc = op(acc, v[i + j]);
                 }
                 out[at] = acc;
                 i += run;
-            }
-        } else { // element i adds into output i % group: a strided vector accumulation
-            std::size_t i = 0;
-            while (i < len) {
+            } else {
                 const std::size_t at = (start + i) % e.group;
                 const std::size_t run = std::min(len - i, e.group - at);
                 T* o = out + at;
-                for (std::size_t j = 0; j < run; ++j) {
-                    o[j] = e.is_max ? std::max(o[j], v[i + j]) : o[j] + v[i + j];
+                std::size_t j = 0;
+                for (; j + W <= run; j += W) {
+                    op(B::load_unaligned(o + j), B::load_unaligned(v + i + j))
+                        .store_unaligned(o + j);
+                }
+                for (; j < run; ++j) {
+                    o[j] = op(o[j], v[i + j]);
                 }
                 i += run;
             }

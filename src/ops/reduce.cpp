@@ -150,14 +150,32 @@ void ReduceMax::forward(const KernelArgs& args) const {
     dispatch_dtype(args.dtype, [&]<class T>() {
         reduce_kernel<T>(args, axes, -std::numeric_limits<T>::infinity(),
                          [](T* o, const T* in, std::size_t n, std::ptrdiff_t out_inc) {
+                             using B = xsimd::batch<T>;
+                             constexpr std::size_t W = B::size;
+                             std::size_t j = 0;
                              if (out_inc == 0) {
                                  T m = *o;
-                                 for (std::size_t j = 0; j < n; ++j) {
+                                 if (n >= 2 * W) {
+                                     B acc = B::load_unaligned(in);
+                                     for (j = W; j + W <= n; j += W) {
+                                         acc = xsimd::max(acc, B::load_unaligned(in + j));
+                                     }
+                                     alignas(64) T lanes[W];
+                                     acc.store_aligned(lanes);
+                                     for (std::size_t l = 0; l < W; ++l) {
+                                         m = std::max(m, lanes[l]);
+                                     }
+                                 }
+                                 for (; j < n; ++j) {
                                      m = std::max(m, in[j]);
                                  }
                                  *o = m;
                              } else {
-                                 for (std::size_t j = 0; j < n; ++j) {
+                                 for (; j + W <= n; j += W) {
+                                     xsimd::max(B::load_unaligned(o + j), B::load_unaligned(in + j))
+                                         .store_unaligned(o + j);
+                                 }
+                                 for (; j < n; ++j) {
                                      o[j] = std::max(o[j], in[j]);
                                  }
                              }
