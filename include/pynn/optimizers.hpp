@@ -25,6 +25,8 @@ public:
     double lr() const { return m_lr; }
     void set_lr(double lr) { m_lr = lr; }
     std::int64_t steps() const { return m_steps; }
+    // Kernels the last update ran (with fusion on: one fused kernel per parameter).
+    std::size_t last_update_kernels() const { return m_last_kernels; }
 
 protected:
     // Per-parameter state tensors (moments...), created on first use.
@@ -39,6 +41,7 @@ protected:
 
     double m_lr;
     std::int64_t m_steps = 0;
+    std::size_t m_last_kernels = 0;
 
 private:
     std::unordered_map<const Node*, State> m_state;

@@ -53,6 +53,7 @@ void Optimizer::update(const std::vector<Tensor>& params) {
     }
     ComputeGraph graph(values);
     graph.run();
+    m_last_kernels = graph.num_kernels();
     for (auto& [target, value] : writes) {
         target.assign(value);
     }

@@ -139,3 +139,24 @@ TEST_CASE("learning-rate schedules", "[nn][optim]") {
         CHECK(opt.lr() == Approx(0.0).margin(1e-12));
     }
 }
+
+TEST_CASE("Adam and SGD with momentum update each parameter in one fused kernel", "[nn][optim]") {
+    const bool saved = Flags::fusion();
+    Flags::set_fusion(true);
+    Tensor w = Tensor::randn({6, 4}).set_requires_grad();
+    Tensor b = Tensor::zeros({4}).set_requires_grad();
+    Tensor v = Tensor::randn({4, 3}).set_requires_grad();
+    auto step = [&](optimizers::Optimizer& opt) {
+        Tensor loss = mean(square(matmul(tanh(matmul(Tensor::randn({5, 6}), w) + b), v)));
+        loss.zero_grad();
+        loss.backward();
+        opt.update({w, b, v});
+        return opt.last_update_kernels();
+    };
+    optimizers::Adam adam(0.01);
+    CHECK(step(adam) == 3);
+    optimizers::SGD sgd(0.1, 0.9);
+    step(sgd);              // the first step only starts the momentum buffers
+    CHECK(step(sgd) == 3);  // buf = mu * buf + g; p -= lr * buf: one kernel per parameter
+    Flags::set_fusion(saved);
+}
