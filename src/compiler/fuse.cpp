@@ -351,6 +351,55 @@ private:
     std::vector<kernels::Strides> m_strides;
 };
 
+// A matmul whose result only feeds one fused elementwise region: both run as one kernel, the
+// region (bias add, activation, ...) reading the GEMM's result while it is still in cache, and
+// the result itself never reaching the arena.
+class GemmEpilogue final : public FusedKernel {
+public:
+    GemmEpilogue(Matmul matmul, Shape result_shape, DType dtype,
+                 std::shared_ptr<const FusedKernel> region, std::size_t result_input,
+                 std::size_t region_inputs)
+        : m_matmul(matmul), m_result_shape(std::move(result_shape)), m_dtype(dtype),
+          m_region(std::move(region)), m_result_input(result_input),
+          m_region_inputs(region_inputs) {}
+
+    std::string name() const override { return "gemm_epilogue"; }
+    std::vector<std::string> ops() const override {
+        std::vector<std::string> names{"matmul"};
+        for (std::string& n : m_region->ops()) {
+            names.push_back(std::move(n));
+        }
+        return names;
+    }
+
+    // args.in: the matmul's two operands, then the region's inputs without the GEMM result.
+    void run(const KernelArgs& args) const override {
+        thread_local std::vector<double> scratch; // double: aligned for either dtype
+        const std::size_t bytes = numel(m_result_shape) * dtype_size(m_dtype);
+        scratch.resize((bytes + sizeof(double) - 1) / sizeof(double));
+        const KernelArgs gemm{m_dtype, args.in.subspan(0, 2), scratch.data(), m_result_shape};
+        m_matmul.forward(gemm);
+        std::vector<Operand> operands;
+        for (std::size_t k = 0; k < m_region_inputs; ++k) {
+            if (k == m_result_input) {
+                operands.push_back({scratch.data(), &m_result_shape});
+            } else {
+                operands.push_back(args.in[2 + (k < m_result_input ? k : k - 1)]);
+            }
+        }
+        const KernelArgs region{args.dtype, operands, args.out, args.out_shape, args.extra_out};
+        m_region->run(region);
+    }
+
+private:
+    Matmul m_matmul;
+    Shape m_result_shape;
+    DType m_dtype;
+    std::shared_ptr<const FusedKernel> m_region;
+    std::size_t m_result_input;
+    std::size_t m_region_inputs;
+};
+
 // A region: steps (by index into the plan) run as one kernel, and reductions fused after it.
 struct Region {
     std::vector<std::size_t> steps;
@@ -573,7 +622,16 @@ void fuse(Plan& plan) {
         r.steps.assign(live.begin() + static_cast<std::ptrdiff_t>(k),
                        live.begin() + static_cast<std::ptrdiff_t>(end));
         const bool fusable = is_fusable(plan.steps[r.steps.front()]);
-        const bool fused = fusable && (r.steps.size() > 1 || reads_view(r.steps.front()));
+        // A lone elementwise step is worth wrapping when it reads a view or can become the
+        // epilogue of the matmul right before it.
+        const Step& first = plan.steps[r.steps.front()];
+        const bool after_matmul =
+            k > 0 && !plan.steps[live[k - 1]].fused &&
+            std::holds_alternative<Matmul>(plan.steps[live[k - 1]].op) &&
+            std::find(first.inputs.begin(), first.inputs.end(),
+                      plan.steps[live[k - 1]].output) != first.inputs.end();
+        const bool fused =
+            fusable && (r.steps.size() > 1 || reads_view(r.steps.front()) || after_matmul);
         if (fused) {
             for (std::size_t i : r.steps) {
                 region_of_buffer[plan.steps[i].output] = regions.size();
@@ -642,7 +700,45 @@ void fuse(Plan& plan) {
         }
     }
 
-    plan.steps = std::move(steps);
+    // 5. GEMM epilogues: a matmul right before a region that is the only reader of its result.
+    std::vector<Step> merged;
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        Step& cur = steps[i];
+        if (merged.empty() || !cur.fused || cur.fused->name() != "fused_elementwise") {
+            merged.push_back(std::move(cur));
+            continue;
+        }
+        Step& prev = merged.back();
+        const std::size_t result = prev.output;
+        auto at = std::find(cur.inputs.begin(), cur.inputs.end(), result);
+        std::size_t readers_of_result = 0;
+        for (const Step& s : steps) {
+            readers_of_result +=
+                std::count(s.inputs.begin(), s.inputs.end(), result) > 0 ? 1 : 0;
+        }
+        if (prev.fused || !std::holds_alternative<Matmul>(prev.op) || at == cur.inputs.end() ||
+            kept[result] || readers_of_result != 1 ||
+            std::count(cur.inputs.begin(), cur.inputs.end(), result) != 1) {
+            merged.push_back(std::move(cur));
+            continue;
+        }
+        Step step;
+        step.op = cur.op;
+        step.inputs = prev.inputs;
+        const auto position = static_cast<std::size_t>(at - cur.inputs.begin());
+        for (std::size_t k = 0; k < cur.inputs.size(); ++k) {
+            if (k != position) {
+                step.inputs.push_back(cur.inputs[k]);
+            }
+        }
+        step.output = cur.output;
+        step.extra_outputs = cur.extra_outputs;
+        step.fused = std::make_shared<GemmEpilogue>(
+            std::get<Matmul>(prev.op), plan.buffers[result].shape, plan.buffers[result].dtype,
+            cur.fused, position, cur.inputs.size());
+        merged.back() = std::move(step);
+    }
+    plan.steps = std::move(merged);
 }
 
 void explain_boundaries(Plan& plan) {
@@ -654,8 +750,13 @@ void explain_boundaries(Plan& plan) {
         const BufferInfo& po = plan.buffers[prev.output];
         const BufferInfo& co = plan.buffers[cur.output];
         std::string reason;
-        if (!is_fusable(prev) || !is_fusable(cur)) {
-            const Step& other = is_fusable(prev) ? cur : prev;
+        // A GEMM epilogue ends in an elementwise region, so only a shape or dtype change or a
+        // non-elementwise neighbour keeps what follows out of it.
+        auto elementwise_like = [](const Step& x) {
+            return is_fusable(x) || (x.fused && x.fused->name() == "gemm_epilogue");
+        };
+        if (!elementwise_like(prev) || !elementwise_like(cur)) {
+            const Step& other = elementwise_like(prev) ? cur : prev;
             reason = other.name() + " is not elementwise";
             if (is_reduction(other)) {
                 reason += " (a reduction that is not the end of an elementwise region)";

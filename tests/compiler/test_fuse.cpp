@@ -172,10 +172,16 @@ TEST_CASE("the plan says why neighbouring kernels were not fused", "[compiler][f
     Tensor y = sum(relu(matmul(x, w)) * 2.0, {1}); // a trailing-axis sum ends the region
     ComputeGraph g({exp(y)});
     const std::string text = g.to_string();
-    CHECK_THAT(text, Catch::Contains("fused_elementwise[relu mul sum]"));
-    CHECK_THAT(text, Catch::Contains("not fused: #0 matmul (8, 3) | #1 fused_elementwise (8, 3): "
-                                     "matmul is not elementwise"));
-    CHECK_THAT(text, Catch::Contains("the shape changes from (8, 3) to (8)"));
+    // The matmul's only reader is the region, so the region runs as the GEMM's epilogue.
+    CHECK_THAT(text, Catch::Contains("gemm_epilogue[matmul relu mul sum]"));
+    CHECK_THAT(text, Catch::Contains("not fused: #0 gemm_epilogue (8, 3) | #1 exp (8): the shape "
+                                     "changes from (8, 3) to (8)"));
+    // A matmul whose result is also needed elsewhere keeps its own kernel.
+    Tensor m = matmul(x, w);
+    ComputeGraph g3({relu(m) * 2.0, m});
+    CHECK_THAT(g3.to_string(),
+               Catch::Contains("matmul (8, 3) | #1 fused_elementwise (8, 3): matmul is not "
+                               "elementwise"));
     // A sum over a middle axis cannot be folded tile by tile, so it stays a kernel of its own.
     Tensor z = Tensor::randn({2, 3, 4});
     ComputeGraph g2({exp(sum(tanh(z) * 2.0, {1}))});
