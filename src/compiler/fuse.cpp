@@ -667,6 +667,9 @@ void fuse(Plan& plan) {
     //    reads it or the plan keeps it.
     std::vector<std::size_t> step_region(count, SIZE_MAX);
     for (std::size_t k = 0; k < regions.size(); ++k) {
+        if (removed[k]) { // a reduction now owned by the region it reads from (set below)
+            continue;
+        }
         for (std::size_t i : regions[k].steps) {
             step_region[i] = k;
         }
@@ -755,7 +758,14 @@ void explain_boundaries(Plan& plan) {
         auto elementwise_like = [](const Step& x) {
             return is_fusable(x) || (x.fused && x.fused->name() == "gemm_epilogue");
         };
-        if (!elementwise_like(prev) || !elementwise_like(cur)) {
+        const bool prev_reduces =
+            prev.fused && !prev.fused->ops().empty() &&
+            (prev.fused->ops().back() == ReduceSum::name ||
+             prev.fused->ops().back() == ReduceMax::name);
+        if (prev_reduces && elementwise_like(cur)) {
+            reason = "#" + std::to_string(i - 1) + " ends in a reduction (" +
+                     prev.fused->ops().back() + "), which closes its region";
+        } else if (!elementwise_like(prev) || !elementwise_like(cur)) {
             const Step& other = elementwise_like(prev) ? cur : prev;
             reason = other.name() + " is not elementwise";
             if (is_reduction(other)) {
@@ -764,8 +774,11 @@ void explain_boundaries(Plan& plan) {
         } else if (po.shape != co.shape) {
             reason = "the shape changes from " + pynn::to_string(po.shape) + " to " +
                      pynn::to_string(co.shape);
-        } else {
+        } else if (po.dtype != co.dtype) {
             reason = "the dtype changes";
+        } else {
+            reason = "they were not neighbours when fusion ran (the memory-aware schedule moved "
+                     "them together afterwards)";
         }
         notes.push_back("#" + std::to_string(i - 1) + " " + describe(plan, prev) + " | #" +
                         std::to_string(i) + " " + describe(plan, cur) + ": " + reason);
