@@ -128,12 +128,13 @@ std::string Plan::to_dot() const {
         const char* colour = b.kind == BufferKind::Leaf       ? "lightblue"
                              : b.kind == BufferKind::Constant ? "lightgrey"
                                                               : "white";
-        std::string label = "b" + std::to_string(id) + " " + pynn::to_string(b.shape);
+        // Escape the parts, then join them with DOT's line break (which must stay unescaped).
+        std::string label = dot_escape("b" + std::to_string(id) + " " + pynn::to_string(b.shape));
         if (!b.label.empty()) {
-            label += "\\n" + b.label;
+            label += "\\n" + dot_escape(b.label);
         }
         out << "  b" << id << " [shape=ellipse, style=filled, fillcolor=" << colour
-            << ", label=\"" << dot_escape(label) << "\"];\n";
+            << ", label=\"" << label << "\"];\n";
     }
     for (std::size_t i = 0; i < steps.size(); ++i) {
         const Step& s = steps[i];
@@ -154,13 +155,13 @@ std::string Plan::to_dot() const {
             out << "    " << node << " [shape=point];\n    " << prev << " -> " << node
                 << " [style=dotted];\n  }\n";
         } else {
-            std::string label = "#" + std::to_string(i) + " " + s.name();
+            std::string label = dot_escape("#" + std::to_string(i) + " " + s.name());
             const std::string attrs = op_attributes(s.op);
             if (!attrs.empty()) {
-                label += "\\n" + attrs;
+                label += "\\n" + dot_escape(attrs);
             }
             out << "  " << node << " [shape=box, style=filled, fillcolor=\"#d4edda\", label=\""
-                << dot_escape(label) << "\"];\n";
+                << label << "\"];\n";
         }
         for (std::size_t b : s.inputs) {
             out << "  b" << b << " -> " << (s.fused ? node + "_0" : node) << ";\n";

@@ -212,3 +212,18 @@ TEST_CASE("the MLP training step fuses to at most half the kernels", "[compiler]
     CHECK(fused * 2 <= unfused);
     CHECK(loss_fused == Approx(loss_unfused).epsilon(1e-6));
 }
+
+TEST_CASE("to_dot draws fused kernels as clusters and write_dot reports bad paths",
+          "[compiler][fuse]") {
+    FusionScope on(true);
+    Tensor x = Tensor::randn({4, 3}).set_name("x");
+    ComputeGraph g({sum(tanh(x * 2.0) + 1.0, {0})});
+    const std::string dot = g.to_dot();
+    CHECK_THAT(dot, Catch::StartsWith("digraph plan {"));
+    CHECK_THAT(dot, Catch::Contains("subgraph cluster_0"));
+    CHECK_THAT(dot, Catch::Contains("label=\"#0 fused_elementwise\""));
+    CHECK_THAT(dot, Catch::Contains("label=\"tanh\""));
+    CHECK_THAT(dot, Catch::Contains("b0 (4, 3)\\nx"));
+    CHECK_THAT(dot, Catch::EndsWith("}\n"));
+    CHECK_THROWS_AS(g.write_dot("/nonexistent-dir/plan.dot"), IOError);
+}
