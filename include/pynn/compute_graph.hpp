@@ -14,7 +14,8 @@ namespace pynn {
 
 namespace compiler {
 struct CompiledPlan;
-}
+struct Request;
+} // namespace compiler
 
 class ComputeGraph {
 public:
@@ -39,8 +40,9 @@ public:
 
 private:
     ComputeGraph() = default;
-    // Adds the values of pending deferred writes (Tensor::defer_assign) as outputs of `request`.
-    void collect_effects(std::vector<std::shared_ptr<Node>>& request_outputs);
+    // Compiles (or fetches) the plan and binds this DAG's leaves; pending deferred writes
+    // (Tensor::defer_assign) join the outputs.
+    void compile(const compiler::Request& request);
     std::vector<Tensor> m_outputs;
     std::vector<std::shared_ptr<Node>> m_effect_nodes; // nodes whose effects this run performs
     std::vector<std::shared_ptr<Node>> m_leaves;

@@ -138,17 +138,35 @@ PassOptions PassOptions::current() {
     return {Flags::simplify(), Flags::fusion(), Flags::memory_reuse()};
 }
 
-Compiled compile(const Request& request) {
-    PYNN_ASSERT(!request.outputs.empty(), "compile: no outputs requested");
-    std::vector<Node*> roots;
-    for (const NodePtr& out : request.outputs) {
-        roots.push_back(out.get());
-    }
-    if (request.seed) {
-        roots.push_back(request.seed.get());
-    }
-    std::vector<Node*> order = topological_order(roots);
+Compiled compile(const Request& original) {
+    PYNN_ASSERT(!original.outputs.empty(), "compile: no outputs requested");
+    Request request = original;
+    auto roots_of = [&]() {
+        std::vector<Node*> roots;
+        for (const NodePtr& out : request.outputs) {
+            roots.push_back(out.get());
+        }
+        if (request.seed) {
+            roots.push_back(request.seed.get());
+        }
+        return roots;
+    };
+    std::vector<Node*> order = topological_order(roots_of());
     Compiled result;
+    // Pending deferred writes (Tensor::defer_assign) become extra outputs of this run. Rare
+    // (BatchNorm in training mode), so the walk is redone only when there are some.
+    for (Node* n : order) {
+        if (!n->effects.empty() && !n->effects_done) {
+            result.effect_nodes.push_back(n->shared_from_this());
+            for (const auto& effect : n->effects) {
+                request.outputs.push_back(effect.second);
+                result.effect_values.push_back(effect.second);
+            }
+        }
+    }
+    if (!result.effect_values.empty()) {
+        order = topological_order(roots_of());
+    }
     for (Node* n : order) {
         if (n->is_leaf()) {
             result.leaves.push_back(n);

@@ -38,6 +38,10 @@ struct Compiled {
     std::shared_ptr<CompiledPlan> entry;
     std::vector<Node*> leaves; // this DAG's leaves, in the plan's leaf order
     bool cache_hit = false;
+    // Deferred writes this run performs: the nodes that carry them, and their values, which
+    // the plan computes as outputs after the requested ones.
+    std::vector<NodePtr> effect_nodes;
+    std::vector<NodePtr> effect_values;
 };
 
 Compiled compile(const Request& request);

@@ -4,45 +4,25 @@
 #include "pynn/error.hpp"
 #include "pynn/layers.hpp"
 
+#include "layers/weight_bias.hpp"
+
 namespace pynn::layers {
 
 namespace {
 
-class Conv2dLayer : public Layer {
+class Conv2dLayer : public WeightBiasLayer {
 public:
     Conv2dLayer(std::size_t in, std::size_t out, std::size_t k, std::size_t stride,
                 std::size_t padding, Activation act, bool use_bias)
-        : m_in(in), m_out(out), m_k(k), m_stride(stride), m_padding(padding),
-          m_activation(std::move(act)) {
-        if (in == 0 || out == 0 || k == 0 || stride == 0) {
-            throw ValueError("Conv2d: channels, kernel_size and stride must be positive");
-        }
-        const double bound = 1.0 / std::sqrt(static_cast<double>(in * k * k));
-        m_weight = Tensor::rand({out, in, k, k}, -bound, bound).set_requires_grad();
-        m_weight.set_name("conv2d.weight");
-        if (use_bias) {
-            m_bias = Tensor::rand({out}, -bound, bound).set_requires_grad();
-            m_bias.set_name("conv2d.bias");
-        }
-    }
+        : WeightBiasLayer(checked_shape(in, out, k, stride), 0, use_bias, std::move(act),
+                          "conv2d"),
+          m_in(in), m_out(out), m_k(k), m_stride(stride), m_padding(padding) {}
     Tensor forward(const Tensor& x) override {
         Tensor y = conv2d(x, m_weight, m_stride, m_padding);
         if (m_bias.defined()) {
             y = y + reshape(m_bias, {m_out, 1, 1});
         }
         return m_activation(y);
-    }
-    std::vector<Tensor> parameters() const override {
-        if (m_bias.defined()) {
-            return {m_weight, m_bias};
-        }
-        return {m_weight};
-    }
-    std::vector<std::string> parameter_names() const override {
-        if (m_bias.defined()) {
-            return {"weight", "bias"};
-        }
-        return {"weight"};
     }
     std::string name() const override {
         std::string s = "Conv2d(" + std::to_string(m_in) + ", " + std::to_string(m_out) + ", " +
@@ -53,18 +33,18 @@ public:
         if (m_padding != 0) {
             s += ", padding=" + std::to_string(m_padding);
         }
-        if (!m_activation.is_identity()) {
-            s += ", " + m_activation.name();
-        }
-        return s + ")";
+        return s + activation_suffix() + ")";
     }
-    Tensor weight() const { return m_weight; }
-    Tensor bias() const { return m_bias; }
 
 private:
+    static Shape checked_shape(std::size_t in, std::size_t out, std::size_t k,
+                               std::size_t stride) {
+        if (in == 0 || out == 0 || k == 0 || stride == 0) {
+            throw ValueError("Conv2d: channels, kernel_size and stride must be positive");
+        }
+        return {out, in, k, k};
+    }
     std::size_t m_in, m_out, m_k, m_stride, m_padding;
-    Activation m_activation;
-    Tensor m_weight, m_bias;
 };
 
 class PoolLayer : public Layer {

@@ -2,6 +2,8 @@
 // public Tensor ops.
 #include "pynn/layers.hpp"
 
+#include "layers/weight_bias.hpp"
+
 #include <cmath>
 #include <sstream>
 
@@ -54,22 +56,11 @@ Tensor call_layer(const std::shared_ptr<Layer>& layer, const Tensor& x) {
 
 namespace {
 
-class DenseLayer : public Layer {
+class DenseLayer : public WeightBiasLayer {
 public:
     DenseLayer(std::size_t in, std::size_t out, Activation act, bool use_bias)
-        : m_in(in), m_out(out), m_activation(std::move(act)) {
-        if (in == 0 || out == 0) {
-            throw ValueError("Dense: in_features " + std::to_string(in) + " and out_features " +
-                             std::to_string(out) + " must be positive");
-        }
-        const double bound = 1.0 / std::sqrt(static_cast<double>(in));
-        m_weight = Tensor::rand({in, out}, -bound, bound).set_requires_grad();
-        m_weight.set_name("dense.weight");
-        if (use_bias) {
-            m_bias = Tensor::rand({out}, -bound, bound).set_requires_grad();
-            m_bias.set_name("dense.bias");
-        }
-    }
+        : WeightBiasLayer(checked_shape(in, out), 1, use_bias, std::move(act), "dense"),
+          m_in(in), m_out(out) {}
     Tensor forward(const Tensor& x) override {
         if (x.dim() == 0 || x.shape().back() != m_in) {
             throw ShapeError("Dense(" + std::to_string(m_in) + ", " + std::to_string(m_out) +
@@ -82,32 +73,20 @@ public:
         }
         return m_activation(y);
     }
-    std::vector<Tensor> parameters() const override {
-        if (m_bias.defined()) {
-            return {m_weight, m_bias};
-        }
-        return {m_weight};
-    }
-    std::vector<std::string> parameter_names() const override {
-        if (m_bias.defined()) {
-            return {"weight", "bias"};
-        }
-        return {"weight"};
-    }
     std::string name() const override {
-        std::string s = "Dense(" + std::to_string(m_in) + ", " + std::to_string(m_out);
-        if (!m_activation.is_identity()) {
-            s += ", " + m_activation.name();
-        }
-        return s + ")";
+        return "Dense(" + std::to_string(m_in) + ", " + std::to_string(m_out) +
+               activation_suffix() + ")";
     }
-    Tensor weight() const { return m_weight; }
-    Tensor bias() const { return m_bias; }
 
 private:
+    static Shape checked_shape(std::size_t in, std::size_t out) {
+        if (in == 0 || out == 0) {
+            throw ValueError("Dense: in_features " + std::to_string(in) + " and out_features " +
+                             std::to_string(out) + " must be positive");
+        }
+        return {in, out};
+    }
     std::size_t m_in, m_out;
-    Activation m_activation;
-    Tensor m_weight, m_bias;
 };
 
 class FlattenLayer : public Layer {

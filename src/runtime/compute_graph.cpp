@@ -23,12 +23,19 @@ ComputeGraph::ComputeGraph(std::vector<Tensor> outputs) : m_outputs(std::move(ou
         request.outputs.push_back(m_outputs[i].node());
     }
     PYNN_CHECK(!request.outputs.empty(), ValueError, "ComputeGraph: no outputs given");
-    collect_effects(request.outputs);
+    compile(request);
+}
+
+void ComputeGraph::compile(const compiler::Request& request) {
     compiler::Compiled compiled = compiler::compile(request);
     m_plan = compiled.entry;
     m_cache_hit = compiled.cache_hit;
     for (Node* leaf : compiled.leaves) {
         m_leaves.push_back(leaf->shared_from_this());
+    }
+    m_effect_nodes = std::move(compiled.effect_nodes);
+    for (NodePtr& value : compiled.effect_values) {
+        m_outputs.emplace_back(std::move(value));
     }
 }
 
@@ -60,31 +67,8 @@ ComputeGraph ComputeGraph::backward(const Tensor& loss, const Tensor& seed,
         request.outputs.push_back(keep[i].node());
         g.m_outputs.push_back(keep[i]);
     }
-    g.collect_effects(request.outputs);
-    compiler::Compiled compiled = compiler::compile(request);
-    g.m_plan = compiled.entry;
-    g.m_cache_hit = compiled.cache_hit;
-    for (Node* leaf : compiled.leaves) {
-        g.m_leaves.push_back(leaf->shared_from_this());
-    }
+    g.compile(request);
     return g;
-}
-
-void ComputeGraph::collect_effects(std::vector<std::shared_ptr<Node>>& request_outputs) {
-    std::vector<Node*> roots;
-    for (const auto& n : request_outputs) {
-        roots.push_back(n.get());
-    }
-    for (Node* n : topological_order(roots)) {
-        if (n->effects.empty() || n->effects_done) {
-            continue;
-        }
-        m_effect_nodes.push_back(n->shared_from_this());
-        for (const auto& [target, value] : n->effects) {
-            request_outputs.push_back(value);
-            m_outputs.emplace_back(value);
-        }
-    }
 }
 
 std::size_t ComputeGraph::num_kernels() const { return m_plan->plan.steps.size(); }
