@@ -1,7 +1,10 @@
 // DType names and shape printing, used by every error message.
 #include "pynn/dtype.hpp"
 
+#include "pynn/error.hpp"
 #include "pynn/flags.hpp"
+
+#include <cblas.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -61,5 +64,30 @@ bool Flags::memory_reuse() { return g_memory_reuse; }
 void Flags::set_memory_reuse(bool enabled) { g_memory_reuse = enabled; }
 bool Flags::profile() { return g_profile; }
 void Flags::set_profile(bool enabled) { g_profile = enabled; }
+
+namespace {
+int initial_threads() {
+    const char* v = std::getenv("PYNN_NUM_THREADS");
+    if (v != nullptr && *v != '\0') {
+        const int n = std::atoi(v);
+        if (n >= 1) {
+            openblas_set_num_threads(n);
+            return n;
+        }
+    }
+    return openblas_get_num_threads();
+}
+int g_threads = initial_threads();
+} // namespace
+
+int Flags::num_threads() { return g_threads; }
+void Flags::set_num_threads(int threads) {
+    if (threads < 1) {
+        throw ValueError("Flags::set_num_threads: threads must be >= 1, got " +
+                         std::to_string(threads));
+    }
+    openblas_set_num_threads(threads);
+    g_threads = threads;
+}
 
 } // namespace pynn

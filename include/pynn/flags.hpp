@@ -21,6 +21,12 @@ public:
     static void set_memory_reuse(bool enabled);
     static bool profile();
     static void set_profile(bool enabled);
+
+    // Threads for BLAS and pynn's own kernels: one policy for both, so the two never compete for
+    // cores. Starts from PYNN_NUM_THREADS when set, otherwise OpenBLAS's own default
+    // (OPENBLAS_NUM_THREADS or the core count). set_num_threads(n) with n >= 1 sets both.
+    static int num_threads();
+    static void set_num_threads(int threads);
 };
 
 } // namespace pynn
