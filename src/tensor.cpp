@@ -176,15 +176,26 @@ Tensor Tensor::grad() const {
 }
 bool Tensor::has_grad() const { return defined() && m_node->grad != nullptr; }
 
+namespace {
+// Clears a leaf's gradient, keeping its storage for the next backward unless a grad() tensor the
+// user holds still shares it.
+void clear_grad(Node& leaf) {
+    if (leaf.grad && leaf.grad.use_count() == 1) {
+        leaf.spare_grad = std::move(leaf.grad);
+    }
+    leaf.grad.reset();
+}
+} // namespace
+
 void Tensor::zero_grad() const {
     check_defined("zero_grad", *this, "tensor");
     if (is_leaf()) {
-        m_node->grad.reset();
+        clear_grad(*m_node);
         return;
     }
     for (Node* n : topological_order({m_node.get()})) {
         if (n->is_leaf()) {
-            n->grad.reset();
+            clear_grad(*n);
         }
     }
 }

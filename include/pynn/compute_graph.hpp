@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pynn/tensor.hpp"
@@ -28,6 +29,11 @@ public:
     static ComputeGraph backward(const Tensor& loss, const Tensor& seed = Tensor(),
                                  const std::vector<Tensor>& keep = {});
 
+    // Compiles the values of `writes` (leaf target, value) into one plan; running it stores each
+    // value into its target as target.assign(value) would, but without a copy: the value is
+    // computed into a spare storage of the target's, which then becomes the target's data (the
+    // previous data is kept as the next run's spare). Used by the optimizers.
+    static ComputeGraph assign(const std::vector<std::pair<Tensor, Tensor>>& writes);
     // Binds the leaves' current data, runs every kernel, and keeps the outputs' values on them.
     void run();
 
@@ -44,6 +50,7 @@ private:
     // (Tensor::defer_assign) join the outputs.
     void compile(const compiler::Request& request);
     std::vector<Tensor> m_outputs;
+    std::vector<std::shared_ptr<Node>> m_assign_targets; // per output: leaf it is stored into
     std::vector<std::shared_ptr<Node>> m_effect_nodes; // nodes whose effects this run performs
     std::vector<std::shared_ptr<Node>> m_leaves;
     std::shared_ptr<compiler::CompiledPlan> m_plan;

@@ -31,6 +31,11 @@ struct Node : std::enable_shared_from_this<Node> {
     // Leaves: their data. Inner nodes: the value of the last run that computed them (or null).
     StoragePtr data;
     StoragePtr grad; // accumulated gradient (leaves that require grad)
+    // Recycled storages, so a training step allocates nothing: zero_grad() parks the gradient's
+    // storage in spare_grad for the next backward to write into; ComputeGraph::assign parks a
+    // leaf's previous data in spare_data and computes its next value there.
+    StoragePtr spare_grad;
+    StoragePtr spare_data;
     std::shared_ptr<const History> history; // set by layers (models::Model replays them)
     // Deferred writes (target leaf, value), done once by the first run that computes this node.
     std::vector<std::pair<NodePtr, NodePtr>> effects;

@@ -46,17 +46,11 @@ void Optimizer::update(const std::vector<Tensor>& params) {
     if (writes.empty()) {
         return;
     }
-    // Evaluate every new value first (one plan for all parameters), then write them back.
-    std::vector<Tensor> values;
-    for (const auto& w : writes) {
-        values.push_back(w.second);
-    }
-    ComputeGraph graph(values);
+    // One plan computes every new value and stores it into its parameter or state slot (into
+    // recycled storages, without a copy).
+    ComputeGraph graph = ComputeGraph::assign(writes);
     graph.run();
     m_last_kernels = graph.num_kernels();
-    for (auto& [target, value] : writes) {
-        target.assign(value);
-    }
 }
 
 void Optimizer::zero_grad(const std::vector<Tensor>& params) const {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <numeric>
 #include <unordered_map>
+#include <utility>
 
 #include "compiler/compile.hpp"
 #include "ops/builder.hpp"
@@ -66,6 +67,35 @@ ComputeGraph ComputeGraph::backward(const Tensor& loss, const Tensor& seed,
         check_defined("backward", keep[i], "kept tensor " + std::to_string(i));
         request.outputs.push_back(keep[i].node());
         g.m_outputs.push_back(keep[i]);
+    }
+    g.compile(request);
+    return g;
+}
+
+ComputeGraph ComputeGraph::assign(const std::vector<std::pair<Tensor, Tensor>>& writes) {
+    PYNN_CHECK(!writes.empty(), ValueError, "ComputeGraph::assign: no writes given");
+    ComputeGraph g;
+    compiler::Request request;
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+        const auto& [target, value] = writes[i];
+        const std::string what = "write " + std::to_string(i);
+        check_defined("ComputeGraph::assign", target, what + " target");
+        check_defined("ComputeGraph::assign", value, what + " value");
+        PYNN_CHECK(target.is_leaf(), ValueError, "ComputeGraph::assign: ", what, " target ",
+                   pynn::to_string(target.shape()), " is not a leaf (only leaves hold data)");
+        PYNN_CHECK(target.shape() == value.shape(), ShapeError, "ComputeGraph::assign: ", what,
+                   " target ", pynn::to_string(target.shape()), " and value ",
+                   pynn::to_string(value.shape()), ": shapes differ");
+        check_same_dtype("ComputeGraph::assign", target, value, what + " target",
+                         what + " value");
+        for (std::size_t j = 0; j < i; ++j) {
+            PYNN_CHECK(writes[j].first.node() != target.node(), ValueError,
+                       "ComputeGraph::assign: writes ", j, " and ", i,
+                       " have the same target ", pynn::to_string(target.shape()));
+        }
+        request.outputs.push_back(value.node());
+        g.m_outputs.push_back(value);
+        g.m_assign_targets.push_back(target.node());
     }
     g.compile(request);
     return g;
@@ -150,22 +180,36 @@ void ComputeGraph::run() {
             ptr[id] = fresh[id]->raw();
         }
     };
+    // Writes into `recycled` (a storage nobody else holds, of the right size) when there is one,
+    // instead of allocating (and page-faulting in) a new storage.
+    auto reuse_storage = [&](std::size_t id, StoragePtr& recycled) {
+        const compiler::BufferInfo& b = plan.buffers[id];
+        if (b.kind == compiler::BufferKind::Intermediate && recycled &&
+            recycled.use_count() == 1 && !fresh.contains(id) &&
+            recycled->numel() == numel(b.shape) && recycled->dtype() == b.dtype) {
+            fresh[id] = std::move(recycled);
+            ptr[id] = fresh[id]->raw();
+        }
+    };
     for (std::size_t i = 0; i < plan.outputs.size(); ++i) {
-        // Running the same graph again: write into the output's previous storage when nobody
-        // else holds it, instead of allocating (and page-faulting in) a new one.
         const std::size_t id = plan.outputs[i];
-        StoragePtr& previous = m_outputs[i].node()->data;
-        if (plan.buffers[id].kind == compiler::BufferKind::Intermediate && previous &&
-            previous.use_count() == 1 && !fresh.contains(id) &&
-            previous->numel() == numel(plan.buffers[id].shape) &&
-            previous->dtype() == plan.buffers[id].dtype) {
-            fresh[id] = previous;
-            ptr[id] = previous->raw();
+        if (i < m_assign_targets.size() && m_assign_targets[i]) {
+            reuse_storage(id, m_assign_targets[i]->spare_data);
+        } else if (m_outputs[i].node()->data) { // running the same graph again
+            StoragePtr previous = std::move(m_outputs[i].node()->data);
+            reuse_storage(id, previous);
+            if (previous) {
+                m_outputs[i].node()->data = std::move(previous);
+            }
         }
         give_own_storage(id);
     }
-    for (const auto& grad : plan.grads) {
-        give_own_storage(grad.second);
+    for (const auto& [leaf_index, buffer] : plan.grads) {
+        Node& leaf = *m_leaves[leaf_index];
+        if (!leaf.grad) {
+            reuse_storage(buffer, leaf.spare_grad);
+        }
+        give_own_storage(buffer);
     }
     const bool profile = Flags::profile();
     std::vector<double> seconds(profile ? plan.steps.size() : 0, 0.0);
@@ -209,7 +253,25 @@ void ComputeGraph::run() {
         std::memcpy(s->raw(), ptr[buffer], s->bytes());
         return s;
     };
-    for (std::size_t i = 0; i < m_outputs.size(); ++i) {
+    // Assignments: copies first (a value that is a leaf, or a buffer two writes share), while
+    // every bound storage still holds what the run read; then the swaps.
+    std::vector<std::pair<Node*, StoragePtr>> swaps;
+    for (std::size_t i = 0; i < m_assign_targets.size(); ++i) {
+        Node& target = *m_assign_targets[i];
+        const std::size_t id = plan.outputs[i];
+        auto it = fresh.find(id);
+        if (it != fresh.end() && it->second) {
+            swaps.emplace_back(&target, std::move(it->second));
+            it->second = nullptr;
+        } else {
+            std::memcpy(target.data->raw(), ptr[id], target.data->bytes());
+        }
+    }
+    for (auto& [target, storage] : swaps) {
+        StoragePtr previous = std::exchange(target->data, std::move(storage));
+        target->spare_data = previous.use_count() == 1 ? std::move(previous) : nullptr;
+    }
+    for (std::size_t i = m_assign_targets.size(); i < m_outputs.size(); ++i) {
         Node& node = *m_outputs[i].node();
         if (!node.is_leaf()) {
             node.data = take(plan.outputs[i]);

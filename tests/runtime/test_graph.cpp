@@ -6,6 +6,8 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
+#include "graph/node.hpp"
+#include "graph/storage.hpp"
 #include "support/gradcheck.hpp"
 
 using namespace pynn;
@@ -174,4 +176,63 @@ TEST_CASE("values() checks the element type it is asked for", "[graph]") {
     Tensor f = Tensor::from_values(xt::xarray<float>{1.0F, 2.0F});
     CHECK(f.dtype() == DType::Float32);
     CHECK(Tensor::from_values(xt::xarray<double>{1.0}).dtype() == DType::Float64);
+}
+
+TEST_CASE("ComputeGraph::assign stores every value as if assigned, reading only old values",
+          "[graph]") {
+    Tensor a = Tensor::from_values({1.0, 2.0}, DType::Float64);
+    Tensor b = Tensor::from_values({10.0, 20.0}, DType::Float64);
+    Tensor c = Tensor::from_values({5.0, 6.0}, DType::Float64);
+    // b's new value reads a's old one; c is given a leaf (copied, not swapped).
+    for (int run = 0; run < 3; ++run) {
+        const xt::xarray<double> a0 = a.values<double>();
+        const xt::xarray<double> b0 = b.values<double>();
+        ComputeGraph::assign({{a, a + b}, {b, a * 2.0}, {c, a}}).run();
+        require_close(a.values<double>(), xt::xarray<double>(a0 + b0));
+        require_close(b.values<double>(), xt::xarray<double>(a0 * 2.0));
+        require_close(c.values<double>(), a0);
+    }
+}
+
+TEST_CASE("ComputeGraph::assign recycles storages: a training step allocates no new ones",
+          "[graph]") {
+    Tensor w = Tensor::from_values({1.0F, 2.0F, 3.0F}).set_requires_grad();
+    auto step = [&] {
+        Tensor loss = sum(w * w);
+        loss.zero_grad();
+        loss.backward();
+        ComputeGraph::assign({{w, w - w.grad() * 0.25F}}).run();
+        return std::pair{w.node()->data->raw(), w.node()->grad->raw()};
+    };
+    step();
+    const auto first = step();
+    const auto second = step();
+    const auto third = step();
+    CHECK(third.first == first.first);    // data alternates between two storages
+    CHECK(second.first != first.first);
+    CHECK(third.second == second.second); // the gradient reuses its storage after zero_grad
+    require_close(w.values<float>(), xt::xarray<float>{1.0F / 16, 2.0F / 16, 3.0F / 16}, 1e-6);
+}
+
+TEST_CASE("ComputeGraph::assign checks its writes", "[graph]") {
+    Tensor a = Tensor::zeros({2, 3});
+    CHECK_THROWS_WITH(ComputeGraph::assign({{a, Tensor::zeros({3, 2})}}),
+                      "ComputeGraph::assign: write 0 target (2, 3) and value (3, 2): shapes differ");
+    CHECK_THROWS_WITH(ComputeGraph::assign({{a + 1.0F, a}}),
+                      Catch::Contains("is not a leaf"));
+    CHECK_THROWS_WITH(ComputeGraph::assign({{a, a + 1.0F}, {a, a}}),
+                      Catch::Contains("writes 0 and 1 have the same target"));
+    CHECK_THROWS_AS(ComputeGraph::assign({{a, Tensor::zeros({2, 3}, DType::Float64)}}), DTypeError);
+}
+
+TEST_CASE("zero_grad keeps a gradient the user still holds intact", "[graph]") {
+    Tensor x = Tensor::from_values({1.0, 2.0}, DType::Float64).set_requires_grad();
+    Tensor loss = sum(x * x);
+    loss.backward();
+    Tensor held = x.grad();
+    loss.zero_grad();
+    Tensor loss3 = sum(x * 3.0);
+    loss3.backward();
+    require_close(held.values<double>(), xt::xarray<double>{2.0, 4.0});
+    require_close(x.grad().values<double>(), xt::xarray<double>{3.0, 3.0});
 }
