@@ -52,6 +52,7 @@ bool g_fusion = env_flag("PYNN_FUSION", true);
 bool g_simplify = env_flag("PYNN_SIMPLIFY", true);
 bool g_memory_reuse = env_flag("PYNN_MEMPLAN", true);
 bool g_profile = env_flag("PYNN_PROFILE", false);
+bool g_detect_anomaly = env_flag("PYNN_DETECT_ANOMALY", false);
 } // namespace
 
 DType Flags::global_type() { return g_global_type; }
@@ -64,6 +65,8 @@ bool Flags::memory_reuse() { return g_memory_reuse; }
 void Flags::set_memory_reuse(bool enabled) { g_memory_reuse = enabled; }
 bool Flags::profile() { return g_profile; }
 void Flags::set_profile(bool enabled) { g_profile = enabled; }
+bool Flags::detect_anomaly() { return g_detect_anomaly; }
+void Flags::set_detect_anomaly(bool enabled) { g_detect_anomaly = enabled; }
 
 namespace {
 int initial_threads() {

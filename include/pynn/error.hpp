@@ -30,6 +30,13 @@ public:
     using Error::Error;
 };
 
+// Flags::set_detect_anomaly(true): a kernel produced NaN or Inf. The message names the kernel,
+// the op, the layer it was written in and whether it belongs to the forward or backward pass.
+class AnomalyError : public Error {
+public:
+    using Error::Error;
+};
+
 // A file could not be read or written, or its contents are malformed.
 class IOError : public Error {
 public:

@@ -22,6 +22,13 @@ public:
     static bool profile();
     static void set_profile(bool enabled);
 
+    // Anomaly detection, as torch.autograd.detect_anomaly: every kernel's output is checked for
+    // NaN/Inf and the first one found throws AnomalyError naming the kernel, the op and the layer
+    // it came from (forward or backward). Plans are then compiled unfused and uncached, one kernel
+    // per op, so this is for debugging. Starts from PYNN_DETECT_ANOMALY=1.
+    static bool detect_anomaly();
+    static void set_detect_anomaly(bool enabled);
+
     // Threads for BLAS and pynn's own kernels: one policy for both, so the two never compete for
     // cores. Starts from PYNN_NUM_THREADS when set, otherwise OpenBLAS's own default
     // (OPENBLAS_NUM_THREADS or the core count). set_num_threads(n) with n >= 1 sets both.

@@ -2,7 +2,10 @@
 // nodes; the new nodes are built under NoGradGuard (pynn does first-order gradients only).
 #include "compiler/autodiff.hpp"
 
+#include <optional>
+
 #include "ops/builder.hpp"
+#include "pynn/flags.hpp"
 #include "pynn/math.hpp"
 
 namespace pynn::compiler {
@@ -32,6 +35,12 @@ std::unordered_map<Node*, Tensor> autodiff(const Tensor& loss, const Tensor& see
         }
         Tensor output(node->shared_from_this());
         GradArgs args{inputs, output, grad_out};
+        std::optional<NodeScope> scope; // anomaly reports: which forward op this gradient is of
+        if (Flags::detect_anomaly()) {
+            scope.emplace(std::make_shared<const std::string>(
+                "backward of " + std::string(op_name(node->op)) +
+                (node->scope ? " in " + *node->scope : std::string())));
+        }
         std::vector<Tensor> input_grads =
             std::visit([&](const auto& op) { return op.backward(args); }, node->op);
         PYNN_ASSERT(input_grads.size() == inputs.size(), op_name(node->op), " backward returned ",

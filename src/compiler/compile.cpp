@@ -135,6 +135,9 @@ Plan build_plan(const Request& request, const std::vector<Node*>& order,
 } // namespace
 
 PassOptions PassOptions::current() {
+    if (Flags::detect_anomaly()) { // one kernel per op the user wrote, so a report names the op
+        return {false, false, Flags::memory_reuse()};
+    }
     return {Flags::simplify(), Flags::fusion(), Flags::memory_reuse()};
 }
 
@@ -173,6 +176,11 @@ Compiled compile(const Request& original) {
         }
     }
     const PassOptions options = PassOptions::current();
+    if (Flags::detect_anomaly()) { // the steps name this graph's ops and layers: not reusable
+        result.entry = std::make_shared<CompiledPlan>();
+        result.entry->plan = build_plan(request, order, result.leaves, options);
+        return result;
+    }
     std::string key = structural_key(request, order);
     key += options.simplify ? 's' : '-';
     key += options.fusion ? 'f' : '-';

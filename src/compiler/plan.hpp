@@ -41,6 +41,7 @@ struct Step {
     std::size_t output = 0;                // buffer id
     std::vector<std::size_t> extra_outputs; // more buffers a fused step writes (KernelArgs::extra_out)
     std::size_t in_place_of = SIZE_MAX;    // an input buffer the output overwrites (memory plan)
+    std::string origin; // detect_anomaly only: the op and where the user wrote it
 
     std::string name() const;
     void run(const KernelArgs& args) const;

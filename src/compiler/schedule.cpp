@@ -7,8 +7,27 @@
 
 #include "compiler/compile.hpp"
 #include "ops/builder.hpp"
+#include "pynn/flags.hpp"
 
 namespace pynn::compiler {
+
+namespace {
+// "matmul 'logits', forward, in layer Dense(784 -> 256, relu)" or "add, in the backward of
+// matmul in Dense(...)": what an anomaly report says about the op that produced a bad value.
+std::string describe_origin(const Node& node) {
+    std::string s(op_name(node.op));
+    if (!node.name.empty()) {
+        s += " '" + node.name + "'";
+    }
+    if (!node.scope) {
+        return s + ", forward, outside any layer";
+    }
+    if (node.scope->starts_with("backward of")) {
+        return s + ", in the " + *node.scope;
+    }
+    return s + ", forward, in layer " + *node.scope;
+}
+} // namespace
 
 Plan lower(const std::vector<Node*>& roots, const std::vector<Node*>& leaves) {
     Plan plan;
@@ -40,6 +59,9 @@ Plan lower(const std::vector<Node*>& roots, const std::vector<Node*>& leaves) {
             Step step;
             step.op = node->op;
             step.output = id;
+            if (Flags::detect_anomaly()) {
+                step.origin = describe_origin(*node);
+            }
             for (const NodePtr& in : node->inputs) {
                 step.inputs.push_back(buffer_of.at(in.get()));
             }

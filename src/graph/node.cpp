@@ -2,6 +2,7 @@
 #include "graph/node.hpp"
 
 #include <unordered_set>
+#include <utility>
 
 #include "pynn/tensor.hpp"
 
@@ -9,7 +10,13 @@ namespace pynn {
 
 namespace {
 std::atomic<std::uint64_t> g_next_id{1};
-}
+thread_local std::shared_ptr<const std::string> t_scope;
+} // namespace
+
+NodeScope::NodeScope(std::shared_ptr<const std::string> scope)
+    : m_previous(std::exchange(t_scope, std::move(scope))) {}
+NodeScope::~NodeScope() { t_scope = std::move(m_previous); }
+const std::shared_ptr<const std::string>& NodeScope::current() { return t_scope; }
 
 NodePtr make_node(Op op, std::vector<NodePtr> inputs, Shape shape, DType dtype) {
     auto node = std::make_shared<Node>();
@@ -23,6 +30,7 @@ NodePtr make_node(Op op, std::vector<NodePtr> inputs, Shape shape, DType dtype) 
     }
     node->requires_grad = any && NoGradGuard::grad_enabled() && !std::holds_alternative<Detach>(node->op);
     node->inputs = std::move(inputs);
+    node->scope = t_scope; // null unless a NodeScope is active (detect_anomaly)
     return node;
 }
 

@@ -37,6 +37,9 @@ struct Node : std::enable_shared_from_this<Node> {
     StoragePtr spare_grad;
     StoragePtr spare_data;
     std::shared_ptr<const History> history; // set by layers (models::Model replays them)
+    // Where the node was written, for anomaly reports: the layer being called ("Dense(784 ->
+    // 256, relu)") or the op whose backward rule made it. Recorded only under detect_anomaly.
+    std::shared_ptr<const std::string> scope;
     // Deferred writes (target leaf, value), done once by the first run that computes this node.
     std::vector<std::pair<NodePtr, NodePtr>> effects;
     bool effects_done = false;
@@ -48,6 +51,19 @@ struct Node : std::enable_shared_from_this<Node> {
 // the grad mode.
 NodePtr make_node(Op op, std::vector<NodePtr> inputs, Shape shape, DType dtype);
 NodePtr make_leaf(StoragePtr data, Shape shape);
+
+// While alive (and Flags::detect_anomaly() is on), nodes made on this thread record `scope`.
+class NodeScope {
+public:
+    explicit NodeScope(std::shared_ptr<const std::string> scope);
+    ~NodeScope();
+    NodeScope(const NodeScope&) = delete;
+    NodeScope& operator=(const NodeScope&) = delete;
+    static const std::shared_ptr<const std::string>& current();
+
+private:
+    std::shared_ptr<const std::string> m_previous;
+};
 
 // Nodes reachable from `roots`, inputs before users (iterative DFS, deterministic order).
 std::vector<Node*> topological_order(const std::vector<Node*>& roots);

@@ -5,9 +5,12 @@
 #include "layers/weight_bias.hpp"
 
 #include <cmath>
+#include <optional>
 #include <sstream>
 
+#include "graph/node.hpp"
 #include "pynn/error.hpp"
+#include "pynn/flags.hpp"
 
 namespace pynn {
 
@@ -45,6 +48,10 @@ std::vector<std::string> Layer::parameter_names() const {
 Tensor call_layer(const std::shared_ptr<Layer>& layer, const Tensor& x) {
     if (!x.defined()) {
         throw ValueError(layer->name() + ": input is an undefined Tensor");
+    }
+    std::optional<NodeScope> scope; // anomaly reports name the layer an op was written in
+    if (Flags::detect_anomaly()) {
+        scope.emplace(std::make_shared<const std::string>(layer->name()));
     }
     Tensor y = layer->forward(x);
     if (y.node() == x.node()) { // an identity layer: give the call its own node to annotate

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -148,6 +149,53 @@ void print_profile(const compiler::Plan& plan, const std::vector<double>& second
     }
 }
 
+// Position of the first NaN or Inf among n values, or SIZE_MAX when all are finite.
+std::size_t first_non_finite(const void* data, DType dtype, std::size_t n) {
+    auto scan = [n](const auto* v) {
+        for (std::size_t i = 0; i < n; ++i) {
+            if (!std::isfinite(v[i])) {
+                return i;
+            }
+        }
+        return SIZE_MAX;
+    };
+    return dtype == DType::Float32 ? scan(static_cast<const float*>(data))
+                                   : scan(static_cast<const double*>(data));
+}
+
+// detect_anomaly: throws AnomalyError when step k wrote a NaN/Inf, naming the op and where the
+// user wrote it, and saying whether an input (a leaf: data, not the op) already held one.
+void check_anomaly(const compiler::Plan& plan, std::size_t k, const std::vector<void*>& ptr) {
+    const compiler::Step& step = plan.steps[k];
+    std::vector<std::size_t> outs{step.output};
+    outs.insert(outs.end(), step.extra_outputs.begin(), step.extra_outputs.end());
+    for (std::size_t b : outs) {
+        const compiler::BufferInfo& info = plan.buffers[b];
+        const std::size_t at = first_non_finite(ptr[b], info.dtype, numel(info.shape));
+        if (at == SIZE_MAX) {
+            continue;
+        }
+        const bool nan = info.dtype == DType::Float32
+                             ? std::isnan(static_cast<const float*>(ptr[b])[at])
+                             : std::isnan(static_cast<const double*>(ptr[b])[at]);
+        std::string msg = "detect_anomaly: kernel #" + std::to_string(k) + " (" + step.name() +
+                          ") produced " + (nan ? "NaN" : "Inf") + " at element " +
+                          std::to_string(at) + " of its output " + pynn::to_string(info.shape) +
+                          "; op: " + (step.origin.empty() ? step.name() : step.origin);
+        for (std::size_t i = 0; i < step.inputs.size(); ++i) {
+            // Intermediates were checked when written (and may since be overwritten in place).
+            const compiler::BufferInfo& in = plan.buffers[step.inputs[i]];
+            if (in.kind != compiler::BufferKind::Intermediate &&
+                first_non_finite(ptr[step.inputs[i]], in.dtype, numel(in.shape)) != SIZE_MAX) {
+                msg += "; its input " + std::to_string(i) + " " + pynn::to_string(in.shape) +
+                       (in.label.empty() ? "" : " '" + in.label + "'") +
+                       " already held NaN/Inf (input data, not this op)";
+            }
+        }
+        throw AnomalyError(msg);
+    }
+}
+
 } // namespace
 
 void ComputeGraph::run() {
@@ -212,6 +260,7 @@ void ComputeGraph::run() {
         give_own_storage(buffer);
     }
     const bool profile = Flags::profile();
+    const bool anomaly = Flags::detect_anomaly();
     std::vector<double> seconds(profile ? plan.steps.size() : 0, 0.0);
     std::vector<Operand> operands;
     std::vector<void*> extra;
@@ -234,6 +283,9 @@ void ComputeGraph::run() {
                              .count();
         } else {
             step.run(args);
+        }
+        if (anomaly) {
+            check_anomaly(plan, k, ptr);
         }
     }
     if (profile) {
