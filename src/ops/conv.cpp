@@ -172,6 +172,76 @@ void for_each_window(const Shape& in, const Shape& out, const PoolGeometry& g, F
     }
 }
 
+// The 2x2, stride-2 max-pool of every CNN, without the generic window loop: each output row
+// reads two input rows once. Same answers as the generic loop (std::max from -inf).
+template <class T>
+void max_pool_2x2(const T* x, T* y, const Shape& in, const Shape& out) {
+    const std::size_t planes = in[0] * in[1];
+    const std::size_t w = in[3];
+    for (std::size_t p = 0; p < planes; ++p) {
+        for (std::size_t oy = 0; oy < out[2]; ++oy) {
+            const T* r0 = x + (p * in[2] + 2 * oy) * w;
+            const T* r1 = r0 + w;
+            T* yo = y + (p * out[2] + oy) * out[3];
+            for (std::size_t ox = 0; ox < out[3]; ++ox) {
+                const T m = std::max(std::max(-std::numeric_limits<T>::infinity(), r0[2 * ox]),
+                                     r0[2 * ox + 1]);
+                yo[ox] = std::max(std::max(m, r1[2 * ox]), r1[2 * ox + 1]);
+            }
+        }
+    }
+}
+
+// Its gradient: windows do not overlap, so every input element is written exactly once (the
+// window's first maximum gets the output gradient, the rest 0): no zero-fill pass, no scatter,
+// and selects instead of branches so the compiler can vectorize the row.
+template <class T>
+void max_pool_2x2_grad(const T* x, const T* go, T* gx, const Shape& in, const Shape& out) {
+    const std::size_t planes = in[0] * in[1];
+    const std::size_t h = in[2];
+    const std::size_t w = in[3];
+    for (std::size_t p = 0; p < planes; ++p) {
+        const T* xp = x + p * h * w;
+        T* gp = gx + p * h * w;
+        for (std::size_t oy = 0; oy < out[2]; ++oy) {
+            const T* __restrict x0 = xp + 2 * oy * w;
+            const T* __restrict x1 = x0 + w;
+            T* __restrict g0 = gp + 2 * oy * w;
+            T* __restrict g1 = g0 + w;
+            const T* __restrict g = go + (p * out[2] + oy) * out[3];
+            for (std::size_t ox = 0; ox < out[3]; ++ox) {
+                const T a = x0[2 * ox];
+                const T b = x0[2 * ox + 1];
+                const T c = x1[2 * ox];
+                const T d = x1[2 * ox + 1];
+                // The generic loop's "first strictly greater wins", unrolled into selects (a
+                // chain of ?: on values, which the compiler vectorizes; && or branches it won't).
+                const bool b_wins = b > a;
+                const T ab = b_wins ? b : a;
+                const bool c_wins = c > ab;
+                const T abc = c_wins ? c : ab;
+                const bool d_wins = d > abc;
+                const T v = g[ox];
+                const T z(0);
+                const T to_a = b_wins ? z : v;
+                const T to_b = b_wins ? v : z;
+                const T to_c = c_wins ? v : z;
+                g0[2 * ox] = d_wins ? z : (c_wins ? z : to_a);
+                g0[2 * ox + 1] = d_wins ? z : (c_wins ? z : to_b);
+                g1[2 * ox] = d_wins ? z : to_c;
+                g1[2 * ox + 1] = d_wins ? v : z;
+            }
+            if (w % 2 != 0) { // the column no window covers
+                g0[w - 1] = T(0);
+                g1[w - 1] = T(0);
+            }
+        }
+        if (h % 2 != 0) { // the row no window covers
+            std::fill_n(gp + (h - 1) * w, w, T(0));
+        }
+    }
+}
+
 std::string pool_string(const PoolGeometry& g) {
     return "kernel=" + std::to_string(g.kernel) + " stride=" + std::to_string(g.stride);
 }
@@ -190,6 +260,10 @@ void MaxPool2d::forward(const KernelArgs& args) const {
         const Shape& in = args.in_shape(0);
         const T* x = args.input<T>(0);
         T* y = args.output<T>();
+        if (geo.kernel == 2 && geo.stride == 2) {
+            max_pool_2x2(x, y, in, args.out_shape);
+            return;
+        }
         for_each_window(in, args.out_shape, geo, [&](std::size_t, std::size_t o, std::size_t at) {
             T m = -std::numeric_limits<T>::infinity();
             for (std::size_t ky = 0; ky < geo.kernel; ++ky) {
@@ -214,6 +288,10 @@ void MaxPool2dGrad::forward(const KernelArgs& args) const {
         const T* x = args.input<T>(0);
         const T* go = args.input<T>(1);
         T* gx = args.output<T>();
+        if (geo.kernel == 2 && geo.stride == 2) {
+            max_pool_2x2_grad(x, go, gx, in, args.in_shape(1));
+            return;
+        }
         std::fill_n(gx, numel(in), T(0));
         for_each_window(in, args.in_shape(1), geo,
                         [&](std::size_t, std::size_t o, std::size_t at) {

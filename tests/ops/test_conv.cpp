@@ -64,6 +64,41 @@ TEST_CASE("max_pool2d and avg_pool2d forward and gradients", "[ops][pool]") {
                     {random_array({1, 2, 5, 4}, 42)});
 }
 
+TEST_CASE("2x2 max-pool (the fast path) matches a naive window loop, odd sizes and ties",
+          "[ops][pool]") {
+    const Shape shape = GENERATE(Shape{2, 3, 5, 7}, Shape{1, 2, 4, 4}, Shape{1, 1, 3, 2});
+    // Small integers: many ties inside windows, where the first maximum gets the gradient.
+    xt::xarray<double> x = xt::round(random_array(shape, 7) * 2.0);
+    xt::xarray<double> go = random_array({shape[0], shape[1], shape[2] / 2, shape[3] / 2}, 8);
+    xt::xarray<double> y_ref = xt::zeros<double>(go.shape());
+    xt::xarray<double> gx_ref = xt::zeros<double>(x.shape());
+    for (std::size_t n = 0; n < shape[0]; ++n) {
+        for (std::size_t c = 0; c < shape[1]; ++c) {
+            for (std::size_t oy = 0; oy < shape[2] / 2; ++oy) {
+                for (std::size_t ox = 0; ox < shape[3] / 2; ++ox) {
+                    std::size_t by = 2 * oy;
+                    std::size_t bx = 2 * ox;
+                    for (std::size_t ky = 0; ky < 2; ++ky) {
+                        for (std::size_t kx = 0; kx < 2; ++kx) {
+                            if (x(n, c, 2 * oy + ky, 2 * ox + kx) > x(n, c, by, bx)) {
+                                by = 2 * oy + ky;
+                                bx = 2 * ox + kx;
+                            }
+                        }
+                    }
+                    y_ref(n, c, oy, ox) = x(n, c, by, bx);
+                    gx_ref(n, c, by, bx) += go(n, c, oy, ox);
+                }
+            }
+        }
+    }
+    Tensor xt_ = Tensor::from_values(x).set_requires_grad();
+    Tensor y = max_pool2d(xt_, 2);
+    require_close(y.values<double>(), y_ref);
+    y.backward(Tensor::from_values(go));
+    require_close(xt_.grad().values<double>(), gx_ref);
+}
+
 TEST_CASE("conv2d and pooling reject bad shapes", "[ops][conv]") {
     Tensor x = Tensor::zeros({2, 3, 8, 8});
     CHECK_THROWS_WITH(conv2d(x, Tensor::zeros({4, 2, 3, 3})),
