@@ -6,6 +6,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -69,16 +70,17 @@ bool Flags::detect_anomaly() { return g_detect_anomaly; }
 void Flags::set_detect_anomaly(bool enabled) { g_detect_anomaly = enabled; }
 
 namespace {
+// pynn's thread count: PYNN_NUM_THREADS, else what OpenBLAS would have used (OPENBLAS_NUM_THREADS
+// or the core count). OpenBLAS itself then runs single-threaded: pynn splits large GEMMs over
+// its own pool (src/runtime/parallel.hpp), so one pool owns the cores.
 int initial_threads() {
+    int n = openblas_get_num_threads();
     const char* v = std::getenv("PYNN_NUM_THREADS");
-    if (v != nullptr && *v != '\0') {
-        const int n = std::atoi(v);
-        if (n >= 1) {
-            openblas_set_num_threads(n);
-            return n;
-        }
+    if (v != nullptr && *v != '\0' && std::atoi(v) >= 1) {
+        n = std::atoi(v);
     }
-    return openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    return std::max(n, 1);
 }
 int g_threads = initial_threads();
 } // namespace
@@ -89,7 +91,6 @@ void Flags::set_num_threads(int threads) {
         throw ValueError("Flags::set_num_threads: threads must be >= 1, got " +
                          std::to_string(threads));
     }
-    openblas_set_num_threads(threads);
     g_threads = threads;
 }
 

@@ -29,9 +29,10 @@ public:
     static bool detect_anomaly();
     static void set_detect_anomaly(bool enabled);
 
-    // Threads for BLAS and pynn's own kernels: one policy for both, so the two never compete for
-    // cores. Starts from PYNN_NUM_THREADS when set, otherwise OpenBLAS's own default
-    // (OPENBLAS_NUM_THREADS or the core count). set_num_threads(n) with n >= 1 sets both.
+    // Threads for pynn's kernels, BLAS included: one pool for both, so they never compete for
+    // cores. Large GEMMs are split over the pool, each block a single-threaded OpenBLAS call
+    // (pynn keeps OpenBLAS itself at one thread). Starts from PYNN_NUM_THREADS when set,
+    // otherwise OPENBLAS_NUM_THREADS or the core count, as OpenBLAS would.
     static int num_threads();
     static void set_num_threads(int threads);
 };

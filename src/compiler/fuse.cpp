@@ -19,6 +19,7 @@
 #include "kernels/elementwise.hpp"
 #include "ops/builder.hpp"
 #include "ops/elementwise_functors.hpp"
+#include "runtime/parallel.hpp"
 
 namespace pynn::compiler {
 
@@ -192,6 +193,9 @@ template <class T>
 class FusedElementwise final : public FusedKernel {
 public:
     static constexpr std::size_t kTile = 1024;
+    // At least this many tiles per thread (64K elements): below that, handing work to another
+    // thread costs more than the pass over memory it saves.
+    static constexpr std::size_t kParallelTiles = 64;
 
     struct Instr {
         RowFn<T> fn;
@@ -245,45 +249,57 @@ public:
         for (Mode m : m_modes) {
             gathers += m == Mode::Gather ? 1 : 0;
         }
-        thread_local std::vector<T> scratch;
-        scratch.resize((m_num_temps + gathers) * kTile);
-        std::vector<const T*> input_at(m_modes.size());
-        std::vector<std::ptrdiff_t> input_inc(m_modes.size());
-        std::array<const T*, 3> src{};
-        std::array<std::ptrdiff_t, 3> inc{};
-        for (std::size_t start = 0; start < n; start += kTile) {
-            const std::size_t len = std::min(kTile, n - start);
-            std::size_t g = 0;
-            for (std::size_t k = 0; k < m_modes.size(); ++k) {
-                const T* base = args.input<T>(k);
-                switch (m_modes[k]) {
-                case Mode::Full: input_at[k] = base + start; input_inc[k] = 1; break;
-                case Mode::Scalar: input_at[k] = base; input_inc[k] = 0; break;
-                case Mode::Gather: {
-                    T* buf = scratch.data() + (m_num_temps + g++) * kTile;
-                    gather(base, m_strides[k], m_shape, start, len, buf);
-                    input_at[k] = buf;
-                    input_inc[k] = 1;
-                    break;
+        auto run_tiles = [&](std::size_t first, std::size_t last) { // element range, tile-aligned
+            thread_local std::vector<T> scratch;
+            scratch.resize((m_num_temps + gathers) * kTile);
+            std::vector<const T*> input_at(m_modes.size());
+            std::vector<std::ptrdiff_t> input_inc(m_modes.size());
+            std::array<const T*, 3> src{};
+            std::array<std::ptrdiff_t, 3> inc{};
+            for (std::size_t start = first; start < last; start += kTile) {
+                const std::size_t len = std::min(kTile, last - start);
+                std::size_t g = 0;
+                for (std::size_t k = 0; k < m_modes.size(); ++k) {
+                    const T* base = args.input<T>(k);
+                    switch (m_modes[k]) {
+                    case Mode::Full: input_at[k] = base + start; input_inc[k] = 1; break;
+                    case Mode::Scalar: input_at[k] = base; input_inc[k] = 0; break;
+                    case Mode::Gather: {
+                        T* buf = scratch.data() + (m_num_temps + g++) * kTile;
+                        gather(base, m_strides[k], m_shape, start, len, buf);
+                        input_at[k] = buf;
+                        input_inc[k] = 1;
+                        break;
+                    }
+                    }
                 }
+                auto where = [&](const Ref& r) -> T* {
+                    return r.kind == Ref::Temp ? scratch.data() + r.index * kTile
+                                               : outs[r.index] + start;
+                };
+                for (const Instr& instr : m_program) {
+                    for (std::size_t a = 0; a < instr.args.size(); ++a) { // at most 3 (where)
+                        const Ref& r = instr.args[a];
+                        src[a] = r.kind == Ref::Input ? input_at[r.index] : where(r);
+                        inc[a] = r.kind == Ref::Input ? input_inc[r.index] : 1;
+                    }
+                    instr.fn(where(instr.dst), src.data(), inc.data(), len);
+                }
+                for (const Epilogue& e : m_epilogues) {
+                    const T* v = e.src.kind == Ref::Input ? input_at[e.src.index] : where(e.src);
+                    fold(e, v, start, len, outs[e.out_index]);
                 }
             }
-            auto where = [&](const Ref& r) -> T* {
-                return r.kind == Ref::Temp ? scratch.data() + r.index * kTile
-                                           : outs[r.index] + start;
-            };
-            for (const Instr& instr : m_program) {
-                for (std::size_t a = 0; a < instr.args.size(); ++a) { // at most 3 (where)
-                    const Ref& r = instr.args[a];
-                    src[a] = r.kind == Ref::Input ? input_at[r.index] : where(r);
-                    inc[a] = r.kind == Ref::Input ? input_inc[r.index] : 1;
-                }
-                instr.fn(where(instr.dst), src.data(), inc.data(), len);
-            }
-            for (const Epilogue& e : m_epilogues) {
-                const T* v = e.src.kind == Ref::Input ? input_at[e.src.index] : where(e.src);
-                fold(e, v, start, len, outs[e.out_index]);
-            }
+        };
+        // Large regions without reductions are split over the threads in whole tiles (a
+        // reduction epilogue folds tiles in order into one output, so those stay serial).
+        const std::size_t tiles = (n + kTile - 1) / kTile;
+        if (m_epilogues.empty()) {
+            runtime::parallel_ranges(tiles, kParallelTiles, [&](std::size_t a, std::size_t b) {
+                run_tiles(a * kTile, std::min(n, b * kTile));
+            });
+        } else {
+            run_tiles(0, n);
         }
     }
 

@@ -1,32 +1,84 @@
 // GEMM kernels: BLAS for speed, a naive loop as the reference.
 #include "kernels/gemm.hpp"
 
+#include <algorithm>
+
 #include <cblas.h>
+
+#include "runtime/parallel.hpp"
 
 namespace pynn::kernels {
 
 namespace {
 CBLAS_TRANSPOSE flag(bool t) { return t ? CblasTrans : CblasNoTrans; }
+
+void blas(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a,
+          std::size_t lda, const float* b, std::size_t ldb, float* c, std::size_t ldc,
+          bool accumulate) {
+    cblas_sgemm(CblasRowMajor, flag(ta), flag(tb), static_cast<blasint>(m),
+                static_cast<blasint>(n), static_cast<blasint>(k), 1.0F, a,
+                static_cast<blasint>(lda), b, static_cast<blasint>(ldb), accumulate ? 1.0F : 0.0F,
+                c, static_cast<blasint>(ldc));
+}
+void blas(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a,
+          std::size_t lda, const double* b, std::size_t ldb, double* c, std::size_t ldc,
+          bool accumulate) {
+    cblas_dgemm(CblasRowMajor, flag(ta), flag(tb), static_cast<blasint>(m),
+                static_cast<blasint>(n), static_cast<blasint>(k), 1.0, a,
+                static_cast<blasint>(lda), b, static_cast<blasint>(ldb), accumulate ? 1.0 : 0.0, c,
+                static_cast<blasint>(ldc));
+}
+
+// Below this many flops a GEMM takes a few tens of microseconds: splitting it would cost more in
+// hand-off than it saves.
+constexpr double kParallelFlops = 4.0e6;
+
+// Splits c into one block of columns (or rows, when c is taller than wide) per thread; each
+// block is an ordinary single-threaded BLAS call on sub-matrices of a, b and c.
+template <class T>
+void gemm_blocks(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a,
+                 const T* b, T* c, bool accumulate) {
+    const std::size_t lda = ta ? m : k;
+    const std::size_t ldb = tb ? k : n;
+    const std::size_t threads = runtime::available_threads();
+    const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) *
+                         static_cast<double>(k);
+    if (threads <= 1 || flops < kParallelFlops) {
+        blas(ta, tb, m, n, k, a, lda, b, ldb, c, n, accumulate);
+        return;
+    }
+    const bool by_columns = n >= m;
+    const std::size_t extent = by_columns ? n : m;
+    constexpr std::size_t kAlign = 16; // whole SIMD registers per block
+    const std::size_t units = (extent + kAlign - 1) / kAlign;
+    const std::size_t blocks = std::min(threads, units);
+    runtime::parallel_for(blocks, [&](std::size_t i) {
+        const std::size_t lo = std::min(extent, i * units / blocks * kAlign);
+        const std::size_t hi = std::min(extent, (i + 1) * units / blocks * kAlign);
+        if (lo >= hi) {
+            return;
+        }
+        if (by_columns) {
+            blas(ta, tb, m, hi - lo, k, a, lda, tb ? b + lo * k : b + lo, ldb, c + lo, n,
+                 accumulate);
+        } else {
+            blas(ta, tb, hi - lo, n, k, ta ? a + lo : a + lo * k, lda, b, ldb, c + lo * n, n,
+                 accumulate);
+        }
+    });
+}
 } // namespace
 
 template <>
 void gemm<float>(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k,
                  const float* a, const float* b, float* c, bool accumulate) {
-    const auto lda = static_cast<blasint>(trans_a ? m : k);
-    const auto ldb = static_cast<blasint>(trans_b ? k : n);
-    cblas_sgemm(CblasRowMajor, flag(trans_a), flag(trans_b), static_cast<blasint>(m),
-                static_cast<blasint>(n), static_cast<blasint>(k), 1.0F, a, lda, b, ldb,
-                accumulate ? 1.0F : 0.0F, c, static_cast<blasint>(n));
+    gemm_blocks(trans_a, trans_b, m, n, k, a, b, c, accumulate);
 }
 
 template <>
 void gemm<double>(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k,
                   const double* a, const double* b, double* c, bool accumulate) {
-    const auto lda = static_cast<blasint>(trans_a ? m : k);
-    const auto ldb = static_cast<blasint>(trans_b ? k : n);
-    cblas_dgemm(CblasRowMajor, flag(trans_a), flag(trans_b), static_cast<blasint>(m),
-                static_cast<blasint>(n), static_cast<blasint>(k), 1.0, a, lda, b, ldb,
-                accumulate ? 1.0 : 0.0, c, static_cast<blasint>(n));
+    gemm_blocks(trans_a, trans_b, m, n, k, a, b, c, accumulate);
 }
 
 template <class T>

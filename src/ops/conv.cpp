@@ -7,6 +7,7 @@
 
 #include "kernels/conv2d.hpp"
 #include "kernels/gemm.hpp"
+#include "runtime/parallel.hpp"
 #include "ops/builder.hpp"
 #include "pynn/math.hpp"
 
@@ -74,12 +75,13 @@ void Conv2d::forward(const KernelArgs& args) const {
         const std::size_t ckk = s.c * s.kh * s.kw;
         const std::size_t plane = s.oh * s.ow;
         const std::size_t o = ws[0];
-        T* cols = scratch<T>(ckk * plane);
-        for (std::size_t n = 0; n < xs[0]; ++n) {
+        // One image per task; each thread has its own im2col scratch.
+        runtime::parallel_for(xs[0], [&](std::size_t n) {
+            T* cols = scratch<T>(ckk * plane);
             kernels::im2col<T>(s, args.input<T>(0) + n * s.c * s.h * s.w, cols);
             kernels::gemm<T>(false, false, o, plane, ckk, args.input<T>(1), cols,
                              args.output<T>() + n * o * plane);
-        }
+        });
     });
 }
 std::vector<Tensor> Conv2d::backward(const GradArgs& g) const {
@@ -103,14 +105,15 @@ void Conv2dGradInput::forward(const KernelArgs& args) const {
         const std::size_t plane = s.oh * s.ow;
         const std::size_t o = ws[0];
         T* out = args.output<T>();
-        std::fill_n(out, numel(input_shape), T(0));
-        T* cols = scratch<T>(ckk * plane);
-        for (std::size_t n = 0; n < input_shape[0]; ++n) {
+        runtime::parallel_for(input_shape[0], [&](std::size_t n) {
+            T* image = out + n * s.c * s.h * s.w;
+            std::fill_n(image, s.c * s.h * s.w, T(0));
             // cols (CKK, P) = w^T (CKK, O) @ grad_out[n] (O, P), then fold back into the image.
+            T* cols = scratch<T>(ckk * plane);
             kernels::gemm<T>(true, false, ckk, plane, o, args.input<T>(0),
                              args.input<T>(1) + n * o * plane, cols);
-            kernels::col2im<T>(s, cols, out + n * s.c * s.h * s.w);
-        }
+            kernels::col2im<T>(s, cols, image);
+        });
     });
 }
 std::vector<Tensor> Conv2dGradInput::backward(const GradArgs&) const {
@@ -128,15 +131,28 @@ void Conv2dGradWeight::forward(const KernelArgs& args) const {
         const std::size_t plane = s.oh * s.ow;
         const std::size_t o = weight_shape[0];
         T* out = args.output<T>();
-        T* cols = scratch<T>(ckk * plane);
-        for (std::size_t n = 0; n < xs[0]; ++n) {
-            kernels::im2col<T>(s, args.input<T>(0) + n * s.c * s.h * s.w, cols);
-            // grad_w (O, CKK) += grad_out[n] (O, P) @ cols^T (P, CKK)
-            kernels::gemm<T>(false, true, o, ckk, plane, args.input<T>(1) + n * o * plane, cols,
-                             out, /*accumulate=*/n > 0);
-        }
-        if (xs[0] == 0) {
-            std::fill_n(out, numel(weight_shape), T(0));
+        const std::size_t wn = numel(weight_shape);
+        // Images in contiguous blocks, one per thread; block 0 sums into out, the others into
+        // partial sums added afterwards in block order (the same result every run).
+        const std::size_t blocks = std::max<std::size_t>(
+            1, std::min(runtime::available_threads(), xs[0]));
+        std::vector<T> partial((blocks - 1) * wn);
+        std::fill_n(out, wn, T(0));
+        runtime::parallel_for(blocks, [&](std::size_t b) {
+            T* into = b == 0 ? out : partial.data() + (b - 1) * wn;
+            T* cols = scratch<T>(ckk * plane);
+            for (std::size_t n = b * xs[0] / blocks; n < (b + 1) * xs[0] / blocks; ++n) {
+                kernels::im2col<T>(s, args.input<T>(0) + n * s.c * s.h * s.w, cols);
+                // grad_w (O, CKK) += grad_out[n] (O, P) @ cols^T (P, CKK)
+                kernels::gemm<T>(false, true, o, ckk, plane, args.input<T>(1) + n * o * plane,
+                                 cols, into, /*accumulate=*/true);
+            }
+        });
+        for (std::size_t b = 1; b < blocks; ++b) {
+            const T* p = partial.data() + (b - 1) * wn;
+            for (std::size_t i = 0; i < wn; ++i) {
+                out[i] += p[i];
+            }
         }
     });
 }
@@ -261,7 +277,11 @@ void MaxPool2d::forward(const KernelArgs& args) const {
         const T* x = args.input<T>(0);
         T* y = args.output<T>();
         if (geo.kernel == 2 && geo.stride == 2) {
-            max_pool_2x2(x, y, in, args.out_shape);
+            runtime::parallel_ranges(in[0] * in[1], 16, [&](std::size_t a, std::size_t b) {
+                max_pool_2x2(x + a * in[2] * in[3], y + a * args.out_shape[2] * args.out_shape[3],
+                             Shape{b - a, 1, in[2], in[3]},
+                             Shape{b - a, 1, args.out_shape[2], args.out_shape[3]});
+            });
             return;
         }
         for_each_window(in, args.out_shape, geo, [&](std::size_t, std::size_t o, std::size_t at) {
@@ -289,7 +309,12 @@ void MaxPool2dGrad::forward(const KernelArgs& args) const {
         const T* go = args.input<T>(1);
         T* gx = args.output<T>();
         if (geo.kernel == 2 && geo.stride == 2) {
-            max_pool_2x2_grad(x, go, gx, in, args.in_shape(1));
+            const Shape& out = args.in_shape(1);
+            runtime::parallel_ranges(in[0] * in[1], 16, [&](std::size_t a, std::size_t b) {
+                const std::size_t at = a * in[2] * in[3];
+                max_pool_2x2_grad(x + at, go + a * out[2] * out[3], gx + at,
+                                  Shape{b - a, 1, in[2], in[3]}, Shape{b - a, 1, out[2], out[3]});
+            });
             return;
         }
         std::fill_n(gx, numel(in), T(0));

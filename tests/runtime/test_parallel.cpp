@@ -1,0 +1,94 @@
+// The thread pool and the kernels that use it: results with 1 thread and with 3 (an uneven split
+// on any machine) against each other and against naive references, and errors from tasks.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <vector>
+
+#include "kernels/gemm.hpp"
+#include "runtime/parallel.hpp"
+#include "support/gradcheck.hpp"
+
+using namespace pynn;
+using pynn::testing::random_array;
+using pynn::testing::require_close;
+
+namespace {
+struct Threads {
+    explicit Threads(int n) : m_saved(Flags::num_threads()) { Flags::set_num_threads(n); }
+    ~Threads() { Flags::set_num_threads(m_saved); }
+    Threads(const Threads&) = delete;
+    Threads& operator=(const Threads&) = delete;
+    int m_saved;
+};
+} // namespace
+
+TEST_CASE("parallel_for runs every task once and rethrows a task's error", "[parallel]") {
+    Threads threads(3);
+    for (std::size_t tasks : {0U, 1U, 2U, 5U, 1000U}) {
+        std::vector<std::atomic<int>> hits(tasks);
+        runtime::parallel_for(tasks, [&](std::size_t t) { hits[t].fetch_add(1); });
+        for (auto& h : hits) {
+            CHECK(h.load() == 1);
+        }
+    }
+    CHECK_THROWS_WITH(runtime::parallel_for(
+                          8, [](std::size_t t) {
+                              if (t == 5) {
+                                  throw ValueError("task 5 failed");
+                              }
+                          }),
+                      "task 5 failed");
+    // Nested calls run serially on the calling thread.
+    std::atomic<int> inner{0};
+    runtime::parallel_for(4, [&](std::size_t) {
+        CHECK(runtime::available_threads() == 1);
+        runtime::parallel_for(3, [&](std::size_t) { inner.fetch_add(1); });
+    });
+    CHECK(inner.load() == 12);
+    std::size_t covered = 0;
+    runtime::parallel_ranges(10, 4, [&](std::size_t a, std::size_t b) { covered += b - a; });
+    CHECK(covered == 10); // 2 ranges of >= 4 items (the lambda's += runs on one thread each)
+}
+
+TEST_CASE("GEMMs split over threads match the naive triple loop", "[parallel]") {
+    Threads threads(3);
+    struct Case {
+        bool ta, tb;
+        std::size_t m, n, k;
+    };
+    auto [ta, tb, m, n, k] = GENERATE(Case{false, false, 64, 250, 300},
+                                      Case{true, false, 301, 70, 64},
+                                      Case{false, true, 64, 130, 257},
+                                      Case{true, true, 200, 35, 300});
+    xt::xarray<double> a = random_array({ta ? k : m, ta ? m : k}, 1);
+    xt::xarray<double> b = random_array({tb ? n : k, tb ? k : n}, 2);
+    xt::xarray<double> c = xt::zeros<double>({m, n});
+    xt::xarray<double> ref = xt::zeros<double>({m, n});
+    kernels::gemm<double>(ta, tb, m, n, k, a.data(), b.data(), c.data());
+    kernels::gemm_reference<double>(ta, tb, m, n, k, a.data(), b.data(), ref.data());
+    require_close(c, ref, 1e-10);
+}
+
+TEST_CASE("conv, pooling and fused kernels give the same values on 1 and 3 threads",
+          "[parallel]") {
+    auto run = [](int n) {
+        Threads threads(n);
+        Tensor x = Tensor::from_values(random_array({6, 4, 10, 10}, 3)).set_requires_grad();
+        Tensor w = Tensor::from_values(random_array({8, 4, 3, 3}, 4)).set_requires_grad();
+        Tensor big = Tensor::from_values(random_array({300, 1000}, 5)).set_requires_grad();
+        Tensor y = max_pool2d(relu(conv2d(x, w, 1, 1)), 2);
+        Tensor chain = tanh(big * 2.0 + 1.0) * big; // 300K elements: a split fused kernel
+        Tensor loss = sum(y * y) + sum(chain);
+        loss.backward();
+        return std::vector<xt::xarray<double>>{y.values<double>(), chain.values<double>(),
+                                               x.grad().values<double>(),
+                                               w.grad().values<double>(),
+                                               big.grad().values<double>()};
+    };
+    const auto one = run(1);
+    const auto three = run(3);
+    for (std::size_t i = 0; i < one.size(); ++i) {
+        require_close(three[i], one[i], 1e-12);
+    }
+}
