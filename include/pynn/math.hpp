@@ -85,4 +85,13 @@ Tensor log_softmax(const Tensor& x, int axis = -1); // x - max - log(sum(exp(x -
 // num_classes holding 1 at the label's position.
 Tensor one_hot(const Tensor& labels, std::size_t num_classes);
 
+// --- autodiff as graph building (torch.autograd.grad) ---
+// d(loss)/d(w) for each w in `wrt` (leaves that require grad), as lazy tensors: nothing runs
+// until they are evaluated, so they can feed more ops (an optimizer's update) and compile into
+// one plan with the forward and backward pass. loss must have one element unless `seed`
+// (d(result)/d(loss), loss's shape) is given. A w the loss does not depend on gets zeros. The
+// results are first-order: they do not require grad.
+std::vector<Tensor> gradients(const Tensor& loss, const std::vector<Tensor>& wrt,
+                              const Tensor& seed = Tensor());
+
 } // namespace pynn

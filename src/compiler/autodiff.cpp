@@ -64,3 +64,47 @@ std::unordered_map<Node*, Tensor> autodiff(const Tensor& loss, const Tensor& see
 }
 
 } // namespace pynn::compiler
+
+namespace pynn {
+
+std::vector<Tensor> gradients(const Tensor& loss, const std::vector<Tensor>& wrt,
+                              const Tensor& seed) {
+    check_defined("gradients", loss, "loss");
+    PYNN_CHECK(loss.requires_grad(), ValueError, "gradients: loss ", to_string(loss.shape()),
+               " does not require grad: no leaf it depends on has requires_grad set (or it was "
+               "built under NoGradGuard)");
+    Tensor s = seed;
+    if (s.defined()) {
+        PYNN_CHECK(s.shape() == loss.shape(), ShapeError, "gradients: loss ",
+                   to_string(loss.shape()), " and seed gradient ", to_string(s.shape()),
+                   ": shapes differ");
+        check_same_dtype("gradients", loss, s, "loss", "seed gradient");
+        s = s.detach();
+    } else {
+        PYNN_CHECK(loss.numel() == 1, ShapeError, "gradients: loss ", to_string(loss.shape()),
+                   " has ", loss.numel(),
+                   " elements; without a seed gradient it must be a scalar (reduce it with "
+                   "sum() or mean(), or pass a seed)");
+        NoGradGuard no_grad;
+        s = Tensor::ones(loss.shape(), loss.dtype());
+    }
+    for (std::size_t i = 0; i < wrt.size(); ++i) {
+        check_defined("gradients", wrt[i], "wrt[" + std::to_string(i) + "]");
+        PYNN_CHECK(wrt[i].is_leaf() && wrt[i].requires_grad(), ValueError, "gradients: wrt[", i,
+                   "] ", to_string(wrt[i].shape()),
+                   wrt[i].is_leaf() ? " does not require grad"
+                                    : " is not a leaf (gradients are taken with respect to "
+                                      "leaves, e.g. parameters)");
+    }
+    const std::vector<Node*> order = topological_order({loss.node().get()});
+    std::unordered_map<Node*, Tensor> grads = compiler::autodiff(loss, s, order);
+    std::vector<Tensor> result;
+    for (const Tensor& w : wrt) {
+        auto it = grads.find(w.node().get());
+        NoGradGuard no_grad;
+        result.push_back(it != grads.end() ? it->second : Tensor::zeros(w.shape(), w.dtype()));
+    }
+    return result;
+}
+
+} // namespace pynn

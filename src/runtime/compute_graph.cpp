@@ -73,8 +73,10 @@ ComputeGraph ComputeGraph::backward(const Tensor& loss, const Tensor& seed,
     return g;
 }
 
-ComputeGraph ComputeGraph::assign(const std::vector<std::pair<Tensor, Tensor>>& writes) {
-    PYNN_CHECK(!writes.empty(), ValueError, "ComputeGraph::assign: no writes given");
+ComputeGraph ComputeGraph::assign(const std::vector<std::pair<Tensor, Tensor>>& writes,
+                                  const std::vector<Tensor>& keep) {
+    PYNN_CHECK(!writes.empty() || !keep.empty(), ValueError,
+               "ComputeGraph::assign: no writes given");
     ComputeGraph g;
     compiler::Request request;
     for (std::size_t i = 0; i < writes.size(); ++i) {
@@ -97,6 +99,11 @@ ComputeGraph ComputeGraph::assign(const std::vector<std::pair<Tensor, Tensor>>& 
         request.outputs.push_back(value.node());
         g.m_outputs.push_back(value);
         g.m_assign_targets.push_back(target.node());
+    }
+    for (std::size_t i = 0; i < keep.size(); ++i) {
+        check_defined("ComputeGraph::assign", keep[i], "kept tensor " + std::to_string(i));
+        request.outputs.push_back(keep[i].node());
+        g.m_outputs.push_back(keep[i]);
     }
     g.compile(request);
     return g;

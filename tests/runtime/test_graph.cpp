@@ -236,3 +236,37 @@ TEST_CASE("zero_grad keeps a gradient the user still holds intact", "[graph]") {
     require_close(held.values<double>(), xt::xarray<double>{2.0, 4.0});
     require_close(x.grad().values<double>(), xt::xarray<double>{3.0, 3.0});
 }
+
+TEST_CASE("gradients() returns lazy gradients equal to backward()'s", "[graph]") {
+    Tensor w = Tensor::from_values(random_array({3, 4}, 11)).set_requires_grad();
+    Tensor b = Tensor::from_values(random_array({4}, 12)).set_requires_grad();
+    Tensor unused = Tensor::from_values(random_array({2}, 13)).set_requires_grad();
+    Tensor x = Tensor::from_values(random_array({5, 3}, 14));
+    Tensor loss = sum(tanh(matmul(x, w) + b));
+    std::vector<Tensor> g = gradients(loss, {w, b, unused});
+    CHECK_FALSE(w.has_grad()); // nothing ran, nothing was accumulated
+    CHECK_FALSE(g[0].requires_grad());
+    loss.backward();
+    require_close(g[0].values<double>(), w.grad().values<double>());
+    require_close(g[1].values<double>(), b.grad().values<double>());
+    require_close(g[2].values<double>(), xt::zeros<double>({2}));
+    // They compose: an SGD step and the loss in one plan, both from the old w.
+    const xt::xarray<double> w0 = w.values<double>();
+    const xt::xarray<double> grad0 = w.grad().values<double>();
+    const double loss0 = loss.item();
+    ComputeGraph step = ComputeGraph::assign({{w, w - g[0] * 0.5}}, {loss});
+    step.run();
+    require_close(w.values<double>(), xt::xarray<double>(w0 - 0.5 * grad0), 1e-12);
+    CHECK(step.outputs()[1].item() == Approx(loss0).epsilon(1e-12));
+}
+
+TEST_CASE("gradients() checks its arguments", "[graph]") {
+    Tensor w = Tensor::zeros({2}, DType::Float64).set_requires_grad();
+    Tensor c = Tensor::zeros({2}, DType::Float64);
+    CHECK_THROWS_WITH(gradients(w * 2.0, {w}),
+                      Catch::Contains("gradients: loss (2) has 2 elements"));
+    CHECK_THROWS_WITH(gradients(sum(w * c), {c}),
+                      "gradients: wrt[0] (2) does not require grad");
+    CHECK_THROWS_WITH(gradients(sum(w * 2.0), {w * 2.0}), Catch::Contains("is not a leaf"));
+    CHECK_THROWS_AS(gradients(sum(c), {w}), ValueError);
+}
