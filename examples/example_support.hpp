@@ -7,13 +7,16 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include <xtensor/xview.hpp>
 
 #include <pynn/data/dataloader.hpp>
 #include <pynn/data/idx.hpp>
+#include <pynn/io/safetensors.hpp>
 #include <pynn/pynn.hpp>
 
 namespace examples {
@@ -24,6 +27,8 @@ struct Options {
     std::size_t batch_size = 64;
     double lr = 0.001;
     std::uint64_t seed = 42;
+    std::string checkpoint; // --checkpoint FILE: saved after every epoch
+    bool resume = false;    // --resume: continue from --checkpoint's epoch
     bool help = false;
     bool epochs_given = false; // --epochs was on the command line
 };
@@ -32,10 +37,17 @@ inline Options parse_options(int argc, char** argv, const char* program, double 
     Options o;
     o.lr = default_lr;
     auto usage = [&]() {
-        std::cout << "usage: " << program
-                  << " [--data DIR] [--epochs N] [--batch-size B] [--lr LR] [--seed S]\n"
-                     "  --data DIR      folder with MNIST-format files (default "
-                  << o.data_dir << ")\n";
+        std::cout
+            << "usage: " << program
+            << " [--data DIR] [--epochs N] [--batch-size B] [--lr LR] [--seed S]\n"
+               "       [--checkpoint FILE [--resume]]\n"
+               "  --data DIR         folder with MNIST-format files (default "
+            << o.data_dir
+            << ")\n"
+               "  --checkpoint FILE  save model, optimizer and data order after every epoch\n"
+               "                     (safetensors, replaced atomically)\n"
+               "  --resume           continue from FILE's last epoch up to --epochs; the\n"
+               "                     result equals an uninterrupted run with the same flags\n";
     };
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
@@ -59,6 +71,10 @@ inline Options parse_options(int argc, char** argv, const char* program, double 
                 o.lr = std::stod(value());
             } else if (arg == "--seed") {
                 o.seed = std::stoull(value());
+            } else if (arg == "--checkpoint") {
+                o.checkpoint = value();
+            } else if (arg == "--resume") {
+                o.resume = true;
             } else if (arg == "--help" || arg == "-h") {
                 usage();
                 o.help = true;
@@ -76,7 +92,67 @@ inline Options parse_options(int argc, char** argv, const char* program, double 
         std::cerr << program << ": --batch-size must be positive\n";
         std::exit(2);
     }
+    if (o.resume && o.checkpoint.empty()) {
+        std::cerr << program << ": --resume needs --checkpoint FILE (the file to resume from)\n";
+        std::exit(2);
+    }
     return o;
+}
+
+// --- checkpoints (--checkpoint FILE, --resume) ---
+// One safetensors file (pynn::io::StateDict) with everything the rest of a run depends on: the
+// model's weights and buffers ("model."), the optimizer's step count, lr and moments
+// ("optimizer."), the data loader's epoch ("data.", so the next epoch shuffles as it would have),
+// the global generator ("rng") and the epochs done ("epoch"); the caller adds its schedule.
+// Written after every epoch, atomically: a crash leaves the previous epoch's file.
+inline pynn::io::StateDict training_state(const char* program, std::size_t epochs_done,
+                                          const pynn::models::Model& model,
+                                          const pynn::optimizers::Optimizer& optimizer,
+                                          const pynn::data::DataLoader& loader) {
+    pynn::io::StateDict state;
+    state.set_text("program", program);
+    state.set_number("epoch", static_cast<double>(epochs_done));
+    state.add("model", model.state_dict());
+    state.add("optimizer", optimizer.state_dict(model.parameters()));
+    state.add("data", loader.state_dict());
+    std::ostringstream rng;
+    rng << pynn::Generator::global().engine();
+    state.set_text("rng", rng.str());
+    return state;
+}
+
+// Reads `path` and restores model, optimizer, loader and the global generator from it (the caller
+// then restores its schedule from state.part("schedule")). Returns the state; its "epoch" is
+// where training goes on. Throws pynn::Error if the file is missing or was written for another
+// program, model or data order.
+inline pynn::io::StateDict resume_training(const std::string& path, const char* program,
+                                           pynn::models::Model& model,
+                                           pynn::optimizers::Optimizer& optimizer,
+                                           pynn::data::DataLoader& loader) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+        throw pynn::IOError("--resume: " + path +
+                            " does not exist; run once without --resume to start a run that "
+                            "writes it");
+    }
+    const pynn::io::StateDict state = pynn::io::load_state_dict(path);
+    try {
+        if (state.text("program") != program) {
+            throw pynn::ValueError("it was written by " + state.text("program") + ", not " +
+                                   program);
+        }
+        model.load_state_dict(state.part("model"));
+        optimizer.load_state_dict(model.parameters(), state.part("optimizer"));
+        loader.load_state_dict(state.part("data"));
+        std::istringstream rng(state.text("rng"));
+        rng >> pynn::Generator::global().engine();
+        if (rng.fail()) {
+            throw pynn::ValueError("value \"rng\" is not a generator state");
+        }
+    } catch (const pynn::ValueError& e) {
+        throw pynn::ValueError("--resume: " + path + ": " + e.what());
+    }
+    return state;
 }
 
 // Shifts and scales train and test images by the training set's mean and standard deviation.

@@ -2,8 +2,10 @@
 // +MaxPool2 -> Flatten -> Dense(3136,128,relu) -> Dense(128,10), cross-entropy with logits, Adam.
 //
 //   mnist_cnn [--data DIR] [--epochs N] [--batch-size B] [--lr LR] [--seed S]
+//             [--checkpoint FILE [--resume]]
 //
-// Prints a progress bar per epoch, then `test accuracy: 0.XXXX`.
+// Prints a progress bar per epoch, then `test accuracy: 0.XXXX`. --checkpoint and --resume as in
+// mnist_mlp.
 #include <cstdio>
 #include <iostream>
 
@@ -43,7 +45,15 @@ int main(int argc, char** argv) {
 
         data::DataLoader loader(ds.train_images, ds.train_labels, batch_size,
                                 {.shuffle = true, .seed = opt.seed});
-        for (std::size_t epoch = 0; epoch < opt.epochs; ++epoch) {
+        std::size_t first_epoch = 0;
+        if (opt.resume) {
+            const io::StateDict state =
+                examples::resume_training(opt.checkpoint, "mnist_cnn", model, optimizer, loader);
+            first_epoch = static_cast<std::size_t>(state.number("epoch"));
+            std::printf("resumed from %s after epoch %zu of %zu\n", opt.checkpoint.c_str(),
+                        first_epoch, opt.epochs);
+        }
+        for (std::size_t epoch = first_epoch; epoch < opt.epochs; ++epoch) {
             examples::ProgressBar bar(epoch + 1, opt.epochs, loader.size());
             double eloss = 0;
             std::size_t correct = 0, seen = 0;
@@ -60,6 +70,13 @@ int main(int argc, char** argv) {
                          static_cast<double>(correct) / static_cast<double>(seen));
             }
             bar.finish();
+            if (!opt.checkpoint.empty()) {
+                io::save_state_dict(
+                    opt.checkpoint,
+                    examples::training_state("mnist_cnn", epoch + 1, model, optimizer, loader));
+                std::printf("saved epoch %zu to %s (mean loss %.10f)\n", epoch + 1,
+                            opt.checkpoint.c_str(), eloss / static_cast<double>(bar.done()));
+            }
         }
 
         model.eval();

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "pynn/io/safetensors.hpp"
 #include "pynn/layers.hpp"
 #include "pynn/tensor.hpp"
 
@@ -32,6 +33,10 @@ public:
     std::vector<std::pair<std::string, Tensor>> named_parameters() const;
     void save(const std::string& path) const;
     void load(const std::string& path);
+    // The same tensors as save() writes, copied (Note [State dicts] in pynn/io/safetensors.hpp).
+    io::StateDict state_dict() const;
+    // As load(), from memory; the same checks, but ValueError.
+    void load_state_dict(const io::StateDict& state);
 
 private:
     struct Call {
@@ -62,6 +67,10 @@ public:
     std::vector<std::pair<std::string, Tensor>> named_parameters() const;
     void save(const std::string& path) const;
     void load(const std::string& path);
+    // The same tensors as save() writes, copied (Note [State dicts] in pynn/io/safetensors.hpp).
+    io::StateDict state_dict() const;
+    // As load(), from memory; the same checks, but ValueError.
+    void load_state_dict(const io::StateDict& state);
 
 private:
     std::vector<std::shared_ptr<layers::Layer>> m_layers;
@@ -76,6 +85,8 @@ private:
 // load(path) reads and validates the whole file first, then checks that it holds exactly the
 // model's names, each with the parameter's shape and dtype, and only then copies the values in.
 // Any problem throws pynn::IOError listing every missing, extra or mismatched tensor (with both
-// shapes), and leaves every weight as it was.
+// shapes), and leaves every weight as it was. state_dict() / load_state_dict() are the same in
+// memory (a snapshot of the same names, and the same checks throwing ValueError), for a training
+// checkpoint that also holds the optimizer's state.
 
 } // namespace pynn::models

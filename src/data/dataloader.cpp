@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iterator>
 #include <numeric>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -136,6 +137,87 @@ DataLoader::Iterator DataLoader::begin() {
 }
 
 DataLoader::Iterator DataLoader::end() const { return {this, size()}; }
+
+// Note [DataLoader state] in the header.
+void DataLoader::set_epoch(std::size_t epoch) {
+    m_engine.seed(m_options.seed);
+    std::iota(m_order.begin(), m_order.end(), std::size_t{0});
+    if (m_options.shuffle) {
+        for (std::size_t e = 0; e < epoch; ++e) {
+            std::iota(m_order.begin(), m_order.end(), std::size_t{0});
+            shuffle_in_place(m_order, m_engine);
+        }
+    }
+    m_epoch = epoch;
+}
+
+io::StateDict DataLoader::state_dict() const {
+    io::StateDict out;
+    out.set_number("epoch", static_cast<double>(m_epoch));
+    out.set_text("seed", std::to_string(m_options.seed));
+    out.set_number("shuffle", m_options.shuffle ? 1.0 : 0.0);
+    out.set_number("samples", static_cast<double>(m_num_samples));
+    out.set_number("batch_size", static_cast<double>(m_batch_size));
+    return out;
+}
+
+void DataLoader::load_state_dict(const io::StateDict& state) {
+    std::vector<std::string> problems;
+    const auto value_of = [&](const std::string& key) -> const std::string* {
+        if (state.values.count(key) == 0) {
+            problems.push_back("no value \"" + key + "\"");
+            return nullptr;
+        }
+        return &state.text(key);
+    };
+    const auto number_of = [&](const std::string& key) -> std::optional<double> {
+        std::optional<double> v;
+        if (value_of(key) != nullptr) {
+            try {
+                v = state.number(key);
+            } catch (const ValueError&) {
+                problems.push_back("value \"" + key + "\" is \"" + state.text(key) +
+                                   "\", not a number");
+            }
+        }
+        return v;
+    };
+    const auto differs = [&](const std::string& key, const std::string& here,
+                             const std::string& hint) {
+        problems.push_back("the state has " + key + " " + state.text(key) +
+                           " but this loader has " + here + hint);
+    };
+    const std::string* seed = value_of("seed");
+    if (seed != nullptr && *seed != std::to_string(m_options.seed)) {
+        differs("seed", std::to_string(m_options.seed),
+                " (the order of every epoch depends on it)");
+    }
+    const std::optional<double> shuffle = number_of("shuffle");
+    if (shuffle && *shuffle != (m_options.shuffle ? 1.0 : 0.0)) {
+        differs("shuffle", m_options.shuffle ? "1" : "0", "");
+    }
+    const std::optional<double> samples = number_of("samples");
+    if (samples && *samples != static_cast<double>(m_num_samples)) {
+        differs("samples", std::to_string(m_num_samples), " (is it the same data?)");
+    }
+    const std::optional<double> batch = number_of("batch_size");
+    if (batch && *batch != static_cast<double>(m_batch_size)) {
+        differs("batch_size", std::to_string(m_batch_size), "");
+    }
+    const std::optional<double> epoch = number_of("epoch");
+    if (epoch && !(*epoch >= 0.0 && *epoch <= 9007199254740992.0 && std::floor(*epoch) == *epoch)) {
+        problems.push_back("\"epoch\" is " + state.text("epoch") +
+                           ", not a count (an integer >= 0)");
+    }
+    if (!problems.empty()) {
+        std::string msg = "DataLoader::load_state_dict: ";
+        for (const std::string& p : problems) {
+            msg += p + "; ";
+        }
+        throw ValueError(msg + "the loader was not changed");
+    }
+    set_epoch(static_cast<std::size_t>(*epoch));
+}
 
 Batch DataLoader::batch(std::size_t i) const {
     PYNN_CHECK(i < size(), ValueError, "DataLoader: batch ", i, " is out of range for ", size(),

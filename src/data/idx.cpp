@@ -8,6 +8,7 @@
 #include <bit>
 #include <cerrno>
 #include <climits>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -48,15 +49,22 @@ Bytes read_file(const std::string& path) {
                                                                &std::fclose);
     PYNN_CHECK(file != nullptr, IOError, "read_idx: ", path,
                ": cannot open: ", std::strerror(errno));
+    // Small files are read in one step of their size (+ 1, to see the end), rather than into a
+    // zero-filled chunk of 1 MiB; the size is only a hint (a pipe has none, a file may grow).
+    std::size_t step = chunk_size;
+    if (const std::uintmax_t hint = std::filesystem::file_size(path, ec); !ec) {
+        step = static_cast<std::size_t>(std::min<std::uintmax_t>(hint + 1, chunk_size));
+    }
     Bytes bytes;
     std::size_t size = 0;
     while (true) {
-        bytes.resize(size + chunk_size);
-        const std::size_t got = std::fread(bytes.data() + size, 1, chunk_size, file.get());
+        bytes.resize(size + step);
+        const std::size_t got = std::fread(bytes.data() + size, 1, step, file.get());
         size += got;
-        if (got < chunk_size) {
+        if (got < step) {
             break;
         }
+        step = chunk_size;
     }
     PYNN_CHECK(!std::ferror(file.get()), IOError, "read_idx: ", path, ": read error after ", size,
                " bytes: ", std::strerror(errno));
@@ -184,21 +192,26 @@ xt::xarray<float> parse_idx(const std::string& path, const Bytes& b, bool decomp
     PYNN_CHECK(size >= header, IOError, at, 4, where, "expected ", 4 * rank,
                " bytes of dimension sizes, ", ends, size, " bytes");
     std::vector<std::size_t> shape(rank);
-    std::size_t count = 1;
+    // The product of the sizes with zeros counted as ones: strides are products of sizes, so even
+    // an empty array, (0, 2^32 - 1, 2^32 - 1, 2^32 - 1) say, must not overflow it.
+    std::size_t extent = 1;
+    bool empty = false;
     bool overflow = false;
+    constexpr auto max_extent =
+        static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max());
     for (std::size_t d = 0; d < rank; ++d) {
         const unsigned char* p = b.data() + 4 + 4 * d;
         shape[d] = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) |
                    (std::size_t{p[2]} << 8) | std::size_t{p[3]};
-        if (shape[d] != 0 && count > std::numeric_limits<std::size_t>::max() / shape[d]) {
-            overflow = true;
-        }
-        count *= shape[d];
+        empty = empty || shape[d] == 0;
+        const std::size_t factor = std::max<std::size_t>(shape[d], 1);
+        overflow = overflow || extent > max_extent / type->size / factor;
+        extent = overflow ? extent : extent * factor;
     }
     const std::string described = to_string(Shape(shape.begin(), shape.end())) + " " + type->name;
-    PYNN_CHECK(!overflow && count <= std::numeric_limits<std::size_t>::max() / type->size, IOError,
-               at, 4, where, "dimension sizes ", described,
+    PYNN_CHECK(!overflow, IOError, at, 4, where, "dimension sizes ", described,
                " describe more bytes than can be addressed");
+    const std::size_t count = empty ? 0 : extent;
     const std::size_t data_bytes = count * type->size;
 
     PYNN_CHECK(size - header >= data_bytes, IOError, at, header, where, "expected ", data_bytes,

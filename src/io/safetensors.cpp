@@ -9,6 +9,7 @@
 #include <array>
 #include <bit>
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -39,8 +40,32 @@ std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\"";
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-// A JSON value for an error message, cut short if long (a header can be megabytes).
+// How deeply `value` nests arrays and objects, counted up to just past `limit`. Iterative: a
+// hostile header can nest arrays a million deep, beyond what a recursive walk's stack survives.
+std::size_t nesting_depth(const nlohmann::json& value, std::size_t limit) {
+    std::vector<std::pair<const nlohmann::json*, std::size_t>> todo{{&value, 1}};
+    std::size_t deepest = 0;
+    while (!todo.empty() && deepest <= limit) {
+        const auto [v, depth] = todo.back();
+        todo.pop_back();
+        if (v->is_structured()) {
+            deepest = std::max(deepest, depth);
+            for (const auto& child : *v) {
+                todo.emplace_back(&child, depth + 1);
+            }
+        }
+    }
+    return deepest;
+}
+
+// A JSON value for an error message, cut short if long (a header can be megabytes). Deeply nested
+// values are not printed at all: nlohmann's dump() recurses once per level.
 std::string excerpt(const nlohmann::json& value) {
+    constexpr std::size_t max_depth = 32;
+    if (nesting_depth(value, max_depth) > max_depth) {
+        return std::string(value.is_array() ? "[" : "{") + "... (nested more than " +
+               std::to_string(max_depth) + " levels deep)";
+    }
     constexpr std::size_t max_chars = 60;
     std::string s = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     if (s.size() > max_chars) {
@@ -194,6 +219,15 @@ private:
     std::string m_duplicate;
 };
 
+// nlohmann's message without its "[json.exception.<kind>.<id>] " tag.
+std::string json_error_text(const nlohmann::json::exception& e) {
+    std::string what = e.what();
+    if (const auto tag_end = what.find("] "); tag_end != std::string::npos) {
+        what = what.substr(tag_end + 2);
+    }
+    return what;
+}
+
 nlohmann::json parse_header(const Reader& r, const std::string& text) {
     auto check = std::make_shared<DuplicateKeyCheck>();
     nlohmann::json header;
@@ -203,13 +237,13 @@ nlohmann::json parse_header(const Reader& r, const std::string& text) {
                 return (*check)(depth, event, parsed);
             });
     } catch (const nlohmann::json::parse_error& e) {
-        // e.byte counts from 1 within the header; drop nlohmann's "[json.exception...] " tag.
-        std::string what = e.what();
-        if (const auto tag_end = what.find("] "); tag_end != std::string::npos) {
-            what = what.substr(tag_end + 2);
-        }
+        // e.byte counts from 1 within the header.
         r.fail(length_field_bytes + (e.byte > 0 ? e.byte - 1 : 0),
-               "expected a valid JSON header: ", what);
+               "expected a valid JSON header: ", json_error_text(e));
+    } catch (const nlohmann::json::exception& e) {
+        // Valid JSON that nlohmann cannot hold, e.g. a number beyond double's range (out_of_range
+        // 406); such errors carry no position, so the offset is the header's start.
+        r.fail(length_field_bytes, "expected a valid JSON header: ", json_error_text(e));
     }
     r.check(check->duplicate().empty(), length_field_bytes, "the JSON header repeats the key ",
             in_quotes(check->duplicate()));
@@ -273,6 +307,18 @@ Entry parse_entry(const Reader& r, const std::string& name, const nlohmann::json
         const auto dim = d.get<std::uint64_t>();
         bytes = checked_product(r, bytes, dim, name, *shape);
         e.shape.push_back(static_cast<std::size_t>(dim));
+    }
+    // Strides multiply the sizes even when one is 0, so [0, 2^62, 2^62] is no more addressable
+    // than [1, 2^62, 2^62], though it holds no bytes.
+    constexpr auto max_extent =
+        static_cast<std::uint64_t>(std::numeric_limits<std::ptrdiff_t>::max());
+    std::uint64_t extent = dtype_size(e.dtype);
+    for (const std::size_t dim : e.shape) {
+        const std::uint64_t factor = std::max<std::uint64_t>(dim, 1);
+        r.check(extent <= max_extent / factor, at, tensor, "shape ", excerpt(*shape),
+                " cannot be addressed: its sizes (0 counted as 1) multiply to more than 2^63 "
+                "bytes");
+        extent *= factor;
     }
 
     const auto offsets = value.find("data_offsets");
@@ -532,6 +578,114 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
     }
     temp.commit();
     sync_directory_of(path);
+}
+
+// ---------------------------------------------------------------------------------------------
+// State dicts (Note [State dicts] in the header)
+
+namespace {
+
+std::string keys_of(const StateDict& state) {
+    std::vector<std::string> keys;
+    for (const auto& [name, t] : state.tensors) {
+        keys.push_back(in_quotes(name));
+    }
+    for (const auto& [name, v] : state.values) {
+        keys.push_back(in_quotes(name));
+    }
+    if (keys.empty()) {
+        return "it is empty";
+    }
+    std::sort(keys.begin(), keys.end());
+    std::string out = "it has ";
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        out += (i > 0 ? ", " : "") + keys[i];
+    }
+    return out;
+}
+
+} // namespace
+
+void StateDict::set_number(const std::string& key, double value) {
+    std::array<char, 64> buf{};
+    const auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), value);
+    PYNN_ASSERT(ec == std::errc(), "StateDict: cannot format ", value);
+    values[key] = std::string(buf.data(), end);
+}
+
+bool StateDict::contains(const std::string& key) const {
+    return values.count(key) > 0 || std::any_of(tensors.begin(), tensors.end(),
+                                                [&](const auto& nt) { return nt.first == key; });
+}
+
+const std::string& StateDict::text(const std::string& key) const {
+    const auto it = values.find(key);
+    PYNN_CHECK(it != values.end(), ValueError, "StateDict: no value ", in_quotes(key), " (",
+               keys_of(*this), ")");
+    return it->second;
+}
+
+double StateDict::number(const std::string& key) const {
+    const std::string& v = text(key);
+    double value = 0.0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), value);
+    PYNN_CHECK(ec == std::errc() && end == v.data() + v.size() && !v.empty(), ValueError,
+               "StateDict: value ", in_quotes(key), " is ", in_quotes(v), ", not a number");
+    return value;
+}
+
+const Tensor& StateDict::tensor(const std::string& key) const {
+    const auto it = std::find_if(tensors.begin(), tensors.end(),
+                                 [&](const auto& nt) { return nt.first == key; });
+    PYNN_CHECK(it != tensors.end(), ValueError, "StateDict: no tensor ", in_quotes(key), " (",
+               keys_of(*this), ")");
+    return it->second;
+}
+
+void StateDict::add(const std::string& prefix, const StateDict& part) {
+    std::set<std::string> keys; // checked first, so a failed add adds nothing
+    const auto check_new = [&](const std::string& name) {
+        const std::string key = prefix + "." + name;
+        PYNN_CHECK(!contains(key) && keys.insert(key).second, ValueError,
+                   "StateDict::add: ", in_quotes(key), " is there already");
+    };
+    for (const auto& [name, t] : part.tensors) {
+        check_new(name);
+    }
+    for (const auto& [name, v] : part.values) {
+        check_new(name);
+    }
+    for (const auto& [name, t] : part.tensors) {
+        tensors.emplace_back(prefix + "." + name, t);
+    }
+    for (const auto& [name, v] : part.values) {
+        values.emplace(prefix + "." + name, v);
+    }
+}
+
+StateDict StateDict::part(const std::string& prefix) const {
+    const std::string start = prefix + ".";
+    StateDict out;
+    for (const auto& [name, t] : tensors) {
+        if (name.starts_with(start)) {
+            out.tensors.emplace_back(name.substr(start.size()), t);
+        }
+    }
+    for (const auto& [name, v] : values) {
+        if (name.starts_with(start)) {
+            out.values.emplace(name.substr(start.size()), v);
+        }
+    }
+    return out;
+}
+
+void save_state_dict(const std::string& path, const StateDict& state) {
+    save_safetensors(path, state.tensors, state.values);
+}
+
+StateDict load_state_dict(const std::string& path) {
+    SafetensorsFile file = read_safetensors(path);
+    return {std::move(file.tensors), std::move(file.metadata)};
 }
 
 } // namespace pynn::io

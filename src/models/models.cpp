@@ -61,46 +61,74 @@ std::string describe_tensor(const Tensor& t) {
     return to_string(t.shape()) + " " + to_string(t.dtype());
 }
 
-// Note [Checkpoints] in models.hpp: validate everything, then assign.
-void load_parameters(const std::string& who, const std::string& path,
-                     const io::NamedTensors& params) {
-    const io::NamedTensors file = io::load_safetensors(path);
-    std::unordered_map<std::string, const Tensor*> in_file;
-    for (const auto& [name, t] : file) {
-        in_file.emplace(name, &t);
-    }
+// Note [Checkpoints] in models.hpp: validate everything, then assign. Every way `given` does not
+// fit `params`, one line each.
+std::vector<std::string> fit_problems(const std::string& source, const io::NamedTensors& params,
+                                      const io::NamedTensors& given,
+                                      std::unordered_map<std::string, const Tensor*>& by_name) {
     std::vector<std::string> problems;
+    for (const auto& [name, t] : given) {
+        if (!by_name.emplace(name, &t).second) {
+            problems.push_back("tensor \"" + name + "\" appears twice");
+        }
+    }
     std::unordered_set<std::string> expected;
     for (const auto& [name, p] : params) {
         expected.insert(name);
-        const auto it = in_file.find(name);
-        if (it == in_file.end()) {
+        const auto it = by_name.find(name);
+        if (it == by_name.end()) {
             problems.push_back("tensor \"" + name + "\" " + describe_tensor(p) +
-                               " is missing from the file");
+                               " is missing from " + source);
         } else if (it->second->shape() != p.shape() || it->second->dtype() != p.dtype()) {
             problems.push_back("tensor \"" + name + "\" is " + describe_tensor(*it->second) +
-                               " in the file but " + describe_tensor(p) + " in the model");
+                               " in " + source + " but " + describe_tensor(p) + " in the model");
         } else if (!p.is_leaf()) {
             problems.push_back("parameter \"" + name + "\" is not a leaf tensor");
         }
     }
-    for (const auto& [name, t] : file) {
+    for (const auto& [name, t] : given) {
         if (expected.count(name) == 0) {
-            problems.push_back("tensor \"" + name + "\" " + describe_tensor(t) +
-                               " in the file is not a parameter of the model");
+            problems.push_back("tensor \"" + name + "\" " + describe_tensor(t) + " in " + source +
+                               " is not a parameter of the model");
         }
     }
+    return problems;
+}
+
+// Checks `given` against `params` and copies it in, or throws ErrorType "<what>: <problems>; no
+// weights were changed".
+template <class ErrorType>
+void assign_parameters(const std::string& what, const std::string& source,
+                       const io::NamedTensors& params, const io::NamedTensors& given) {
+    std::unordered_map<std::string, const Tensor*> by_name;
+    const std::vector<std::string> problems = fit_problems(source, params, given, by_name);
     if (!problems.empty()) {
-        std::string msg = who + ": " + path + ": ";
+        std::string msg = what + ": ";
         for (const std::string& p : problems) {
             msg += p + "; ";
         }
-        throw IOError(msg + "no weights were changed");
+        throw ErrorType(msg + "no weights were changed");
     }
     for (const auto& [name, p] : params) {
         Tensor target = p;
-        target.assign(*in_file.at(name));
+        target.assign(*by_name.at(name));
     }
+}
+
+void load_parameters(const std::string& who, const std::string& path,
+                     const io::NamedTensors& params) {
+    assign_parameters<IOError>(who + ": " + path, "the file", params, io::load_safetensors(path));
+}
+
+// A snapshot of every parameter and buffer, for state_dict().
+io::StateDict state_of(const std::vector<std::shared_ptr<layers::Layer>>& ls) {
+    io::StateDict out;
+    for (const auto& [name, t] : named_parameters_of(ls, true)) {
+        Tensor copy = Tensor::zeros(t.shape(), t.dtype());
+        copy.assign(t);
+        out.tensors.emplace_back(name, copy);
+    }
+    return out;
 }
 
 std::string table(const std::vector<std::pair<std::string, Shape>>& rows,
@@ -155,7 +183,7 @@ Tensor Model::operator()(const Tensor& x) const {
         throw ValueError("Model: input is an undefined Tensor");
     }
     const Shape& want = m_input.shape();
-    bool ok = x.dim() == want.size() && x.dtype() == m_input.dtype();
+    bool ok = x.dim() == want.size();
     for (std::size_t i = 1; ok && i < want.size(); ++i) {
         ok = x.shape()[i] == want[i];
     }
@@ -163,6 +191,11 @@ Tensor Model::operator()(const Tensor& x) const {
         throw ShapeError("Model: input " + to_string(x.shape()) + " " + to_string(x.dtype()) +
                          " does not match the model's input " + to_string(want) + " " +
                          to_string(m_input.dtype()) + " (only the batch axis may differ)");
+    }
+    if (x.dtype() != m_input.dtype()) {
+        throw DTypeError("Model: input " + to_string(x.shape()) + " is " + to_string(x.dtype()) +
+                         " but the model was built for " + to_string(m_input.dtype()) +
+                         " (pynn does not promote dtypes; convert the input)");
     }
     Tensor y = x;
     for (const Call& c : m_calls) {
@@ -200,6 +233,11 @@ void Model::save(const std::string& path) const {
 }
 void Model::load(const std::string& path) {
     load_parameters("Model::load", path, named_parameters_of(m_layers, true));
+}
+io::StateDict Model::state_dict() const { return state_of(m_layers); }
+void Model::load_state_dict(const io::StateDict& state) {
+    assign_parameters<ValueError>("Model::load_state_dict", "the state dict",
+                                  named_parameters_of(m_layers, true), state.tensors);
 }
 
 Sequential::Sequential(std::initializer_list<layers::LayerHandle> ls)
@@ -250,6 +288,11 @@ void Sequential::save(const std::string& path) const {
 }
 void Sequential::load(const std::string& path) {
     load_parameters("Sequential::load", path, named_parameters_of(m_layers, true));
+}
+io::StateDict Sequential::state_dict() const { return state_of(m_layers); }
+void Sequential::load_state_dict(const io::StateDict& state) {
+    assign_parameters<ValueError>("Sequential::load_state_dict", "the state dict",
+                                  named_parameters_of(m_layers, true), state.tensors);
 }
 
 } // namespace pynn::models

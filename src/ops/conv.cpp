@@ -57,6 +57,10 @@ Tensor conv2d(const Tensor& x, const Tensor& w, std::size_t stride, std::size_t 
                " and weight ", to_string(w.shape()), ": input channels ", x.shape()[1], " and ",
                w.shape()[1], " differ");
     PYNN_CHECK(stride > 0, ValueError, "conv2d: stride must be positive");
+    // The kernels index the padded image with ptrdiff_t; keep (size + 2 * padding) in range.
+    constexpr auto max_size = static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max());
+    PYNN_CHECK(padding <= (max_size - std::max(x.shape()[2], x.shape()[3])) / 2, ValueError,
+               "conv2d: padding ", padding, " is too large for x ", to_string(x.shape()));
     const std::size_t h = x.shape()[2] + 2 * padding;
     const std::size_t wd = x.shape()[3] + 2 * padding;
     PYNN_CHECK(h >= w.shape()[2] && wd >= w.shape()[3], ShapeError, "conv2d: x ",

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 #include "kernels/strided.hpp"
@@ -37,8 +38,17 @@ Tensor reduce_to_shape(const Tensor& grad, const Shape& shape) {
 // --- reshape ---
 Tensor reshape(const Tensor& x, const Shape& shape) {
     check_defined("reshape", x);
-    PYNN_CHECK(numel(shape) == x.numel(), ShapeError, "reshape: x ", to_string(x.shape()), " has ",
-               x.numel(), " elements, cannot view it as ", to_string(shape), " (", numel(shape),
+    // numel() wraps around: (2^32, 2^32) would pass for an empty x.
+    bool overflow = false;
+    std::size_t count = 1;
+    for (std::size_t d : shape) {
+        overflow = overflow || (d != 0 && count > std::numeric_limits<std::size_t>::max() / d);
+        count *= d;
+    }
+    PYNN_CHECK(!overflow, ShapeError, "reshape: x ", to_string(x.shape()), " has ", x.numel(),
+               " elements, cannot view it as ", to_string(shape), " (more than 2^64 elements)");
+    PYNN_CHECK(count == x.numel(), ShapeError, "reshape: x ", to_string(x.shape()), " has ",
+               x.numel(), " elements, cannot view it as ", to_string(shape), " (", count,
                " elements)");
     return make_tensor(Reshape{shape}, {x}, shape, x.dtype());
 }
@@ -164,10 +174,13 @@ Tensor slice(const Tensor& x, int axis, std::int64_t begin, std::int64_t end, st
     };
     const std::int64_t b = clamp(begin);
     const std::int64_t e = clamp(end);
-    const std::int64_t count = e > b ? (e - b + step - 1) / step : 0;
+    // Not (e - b + step - 1) / step, which overflows for a step near 2^63.
+    const std::int64_t count = e > b ? (e - b - 1) / step + 1 : 0;
     Shape shape = x.shape();
     shape[static_cast<std::size_t>(a)] = static_cast<std::size_t>(count);
-    return make_tensor(Slice{a, b, step}, {x}, std::move(shape), x.dtype());
+    // With at most one element taken the step is irrelevant; 1 keeps the kernels' stride
+    // arithmetic (stride * step) and the backward rule's end (begin + count * step) in range.
+    return make_tensor(Slice{a, b, count > 1 ? step : 1}, {x}, std::move(shape), x.dtype());
 }
 std::string Slice::attributes() const {
     return "axis=" + std::to_string(axis) + " begin=" + std::to_string(begin) +

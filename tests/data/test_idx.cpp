@@ -292,6 +292,22 @@ TEST_CASE("read_idx rejects malformed raw files, naming the file and the byte", 
     }
 }
 
+// Found by fuzz/fuzz_idx (fuzz/regressions/fuzz_idx/): an empty array whose other sizes multiply
+// past what strides can hold was accepted, and building its xtensor strides overflowed.
+TEST_CASE("read_idx rejects an empty array whose strides would overflow", "[io]") {
+    TempDir dir;
+    const std::string path = dir.file("bad-idx");
+    write_raw(path, idx_bytes(0x0B, {0, 36, 0x00FDFFFF, 0xFCFDFFFF, 0xF402CC00, 0x00010000}, {}));
+    REQUIRE_THROWS_MATCHES(
+        read_idx(path), pynn::IOError,
+        Message("read_idx: " + path +
+                ": byte 4: dimension sizes (0, 36, 16646143, 4244504575, 4093824000, 65536) short "
+                "describe more bytes than can be addressed"));
+    // Empty arrays whose strides fit still load.
+    write_raw(path, idx_bytes(0x08, {0, 0xFFFFFFFF, 3}, {}));
+    REQUIRE(shape_of(read_idx(path)) == std::vector<std::size_t>{0, 0xFFFFFFFF, 3});
+}
+
 TEST_CASE("read_idx gives offsets into the decompressed data for a malformed gzip file", "[io]") {
     TempDir dir;
     const std::string path = dir.file("bad-idx.gz");

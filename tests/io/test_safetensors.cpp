@@ -439,6 +439,45 @@ TEST_CASE("load_safetensors rejects malformed files, naming the file, byte and e
     }
 }
 
+// Found by fuzz/fuzz_safetensors; the inputs are in fuzz/regressions/fuzz_safetensors/.
+TEST_CASE("load_safetensors turns every malformed header the fuzzer found into an IOError",
+          "[io]") {
+    TempDir dir;
+    const std::string path = dir.file("fuzzed.safetensors");
+    const std::string prefix = "load_safetensors: " + path + ": ";
+    auto load_error = [&](const Bytes& bytes) {
+        write_raw(path, bytes);
+        return error_message([&] { io::load_safetensors(path); });
+    };
+    SECTION("a number beyond double's range (nlohmann throws out_of_range, not parse_error)") {
+        CHECK(load_error(safetensors_bytes("57e527.5'75", {})) ==
+              prefix + "byte 8: expected a valid JSON header: number overflow parsing '57e527'");
+    }
+    SECTION("a shape nested too deep to print recursively") {
+        const std::size_t depth = 100000;
+        const std::string shape = std::string(depth, '[') + std::string(depth, ']');
+        CHECK(load_error(safetensors_bytes(
+                  R"({"a":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,0]}})", {})) ==
+              prefix + "byte 8: tensor \"a\": expected \"shape\" to be an array of non-negative "
+                       "integers, found [... (nested more than 32 levels deep)");
+    }
+    SECTION("an empty shape whose other sizes overflow the strides") {
+        CHECK(load_error(safetensors_bytes(R"({"a":{"dtype":"F32","shape":[0,4611686018427387904,)"
+                                           R"(4611686018427387904],"data_offsets":[0,0]}})",
+                                           {})) ==
+              prefix + "byte 8: tensor \"a\": shape [0,4611686018427387904,4611686018427387904] "
+                       "cannot be addressed: its sizes (0 counted as 1) multiply to more than "
+                       "2^63 bytes");
+        // An empty tensor whose strides fit still loads.
+        write_raw(path,
+                  safetensors_bytes(
+                      R"({"a":{"dtype":"F64","shape":[3,0,65536],"data_offsets":[0,0]}})", {}));
+        const io::NamedTensors loaded = io::load_safetensors(path);
+        REQUIRE(loaded.size() == 1);
+        CHECK(loaded[0].second.shape() == Shape{3, 0, 65536});
+    }
+}
+
 TEST_CASE("Layer::parameter_names: Dense names its weight and bias, others number them", "[io]") {
     CHECK(layers::Dense(2, 3).parameter_names() == std::vector<std::string>{"weight", "bias"});
     CHECK(layers::Dense(2, 3, none, false).parameter_names() == std::vector<std::string>{"weight"});

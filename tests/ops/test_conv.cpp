@@ -110,3 +110,13 @@ TEST_CASE("conv2d and pooling reject bad shapes", "[ops][conv]") {
     CHECK_THROWS_WITH(max_pool2d(Tensor::zeros({1, 1, 1, 1}), 2),
                       "max_pool2d: x (1, 1, 1, 1) is smaller than the 2x2 window");
 }
+
+// Found while fuzzing (fuzz/fuzz_graph.cpp): x's size + 2 * padding wrapped around, so a padding
+// near 2^63 passed the size check and the kernels indexed far outside the image.
+TEST_CASE("conv2d refuses a padding that overflows the padded size", "[ops][conv]") {
+    Tensor x = Tensor::zeros({1, 1, 3, 3});
+    Tensor w = Tensor::zeros({1, 1, 2, 2});
+    CHECK_THROWS_AS(conv2d(x, w, 1, std::size_t{1} << 63), ValueError);
+    CHECK_THROWS_WITH(conv2d(x, w, 1, std::size_t{1} << 62),
+                      "conv2d: padding 4611686018427387904 is too large for x (1, 1, 3, 3)");
+}

@@ -5,6 +5,7 @@
 // the exact text of every error.
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -655,4 +656,48 @@ TEST_CASE("gradients flow through transposes, strided slices and permutes", "[op
                       along_axis(joined, 0, log_softmax_row), 1e-12);
         check_gradients(f, {a, b});
     }
+}
+
+// Found by fuzz/fuzz_graph (inputs in fuzz/regressions/fuzz_graph/): a shape whose sizes multiply
+// past 2^64 (or, with a 0 among them, whose strides do) was accepted, and its strides overflowed.
+TEST_CASE("ops refuse result shapes that cannot be addressed", "[ops]") {
+    const std::size_t big = std::size_t{1} << 32;
+    const std::size_t huge = std::size_t{1} << 62;
+    Tensor empty = Tensor::zeros({0});
+    CHECK_THROWS_WITH(reshape(empty, {big, big}),
+                      "reshape: x (0) has 0 elements, cannot view it as (4294967296, 4294967296) "
+                      "(more than 2^64 elements)");
+    CHECK_THROWS_WITH(reshape(empty, {0, huge, huge}),
+                      "reshape: the result (0, 4611686018427387904, 4611686018427387904) of (0) "
+                      "has more elements than can be addressed");
+    CHECK_THROWS_AS(broadcast_to(Tensor::zeros({1}), {big, big}), ShapeError);
+    // Each operand is empty and addressable; their product is neither.
+    Tensor a = reshape(empty, {std::size_t{1} << 40, 0});
+    Tensor b = reshape(empty, {0, std::size_t{1} << 40});
+    CHECK_THROWS_WITH(matmul(a, b), "matmul: the result (1099511627776, 1099511627776) of "
+                                    "(1099511627776, 0), (0, 1099511627776) has more elements "
+                                    "than can be addressed");
+    // Empty tensors whose strides fit are fine.
+    CHECK(reshape(empty, {0, big, 3}).shape() == Shape{0, big, 3});
+}
+
+// Found by fuzz/fuzz_graph: (end - begin + step - 1) / step overflowed for a step near 2^63, and
+// so did the kernel's stride * step.
+TEST_CASE("slice takes bounds and steps near 2^63", "[ops]") {
+    const std::int64_t max = std::numeric_limits<std::int64_t>::max();
+    const std::int64_t min = std::numeric_limits<std::int64_t>::min();
+    Tensor x = Tensor::from_values({1, 2, 3, 4, 5}, DType::Float64).set_requires_grad();
+    Tensor one = slice(x, 0, 1, max, max);
+    REQUIRE(one.shape() == Shape{1});
+    CHECK(one.values<double>()(0) == 2.0);
+    CHECK(slice(x, 0, min, max, max - 1).values<double>()(0) == 1.0);
+    CHECK(slice(x, 0, max, min, 1).shape() == Shape{0});
+    Tensor two = slice(x, 0, 0, max, 4); // elements 0 and 4
+    REQUIRE(two.shape() == Shape{2});
+    CHECK(two.values<double>()(1) == 5.0);
+    (sum(one) * 10.0 + sum(two)).backward();
+    const xt::xarray<double> grad = x.grad().values<double>();
+    CHECK(grad(0) == 1.0);
+    CHECK(grad(1) == 10.0);
+    CHECK(grad(4) == 1.0);
 }

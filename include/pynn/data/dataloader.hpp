@@ -13,6 +13,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "pynn/io/safetensors.hpp"
 #include "pynn/tensor.hpp"
 
 namespace pynn::data {
@@ -65,6 +66,14 @@ public:
     // The current epoch's order: sample indices, batch after batch.
     const std::vector<std::size_t>& order() const { return m_order; }
 
+    // --- resuming (Note [DataLoader state]) ---
+    // Makes the loader what it was after `epoch` calls to begin(): the generator reseeded and
+    // advanced through `epoch` permutations, order() the last of them (0..N-1 for 0), so the
+    // next begin() draws the permutation of epoch `epoch + 1`.
+    void set_epoch(std::size_t epoch);
+    io::StateDict state_dict() const;
+    void load_state_dict(const io::StateDict& state);
+
 private:
     using Column = std::variant<xt::xarray<float>, xt::xarray<double>>;
     DataLoader(Column images, Column labels, std::size_t batch_size, DataLoaderOptions options);
@@ -78,6 +87,15 @@ private:
     std::vector<std::size_t> m_order;
     std::size_t m_epoch = 0;
 };
+
+// Note [DataLoader state]
+// A shuffling loader's order depends only on its seed and on how many epochs were started, so
+// its state is that count: state_dict() holds "epoch" (epoch()), and, to catch a run resumed with
+// other settings, "seed" (as text: a seed may not fit a double), "shuffle" (0 or 1), "samples"
+// and "batch_size". load_state_dict() checks that those four match this loader, throwing
+// ValueError naming each one that differs and changing nothing, then calls set_epoch(epoch).
+// Replaying the permutations costs one pass of the generator over N per epoch, microseconds to
+// milliseconds for data that fits in memory.
 
 // An input iterator over the batches of one epoch; dereferencing copies the batch out.
 class DataLoader::Iterator {

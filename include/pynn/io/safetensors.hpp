@@ -66,4 +66,47 @@ NamedTensors load_safetensors(const std::string& path);
 // The same, with the header's "__metadata__".
 SafetensorsFile read_safetensors(const std::string& path);
 
+// Note [State dicts]
+// A StateDict is what a training checkpoint holds, as PyTorch's state_dict(): named tensors plus
+// small named values. models::Model, the optimizers, the learning-rate schedules and
+// data::DataLoader each give one (state_dict()) and take one back (load_state_dict()); a
+// checkpoint joins them under prefixes and is one safetensors file:
+//
+//   io::StateDict state;
+//   state.add("model", model.state_dict());
+//   state.add("optimizer", optimizer.state_dict(model.parameters()));
+//   state.set_number("epoch", epoch);
+//   io::save_state_dict(path, state);                 // atomic, as save_safetensors
+//   ...
+//   io::StateDict state = io::load_state_dict(path);
+//   model.load_state_dict(state.part("model"));
+//   optimizer.load_state_dict(model.parameters(), state.part("optimizer"));
+//
+// Tensors keep their names ("model.0.weight"); values go into the file's "__metadata__" map,
+// which holds strings. A number is written as the shortest decimal that reads back as the same
+// double (so a learning rate survives a round trip bit for bit) and integers up to 2^53 exactly;
+// anything else (a generator's state, a seed above 2^53) is kept as text.
+struct StateDict {
+    NamedTensors tensors;
+    Metadata values;
+
+    void set_number(const std::string& key, double value);
+    void set_text(const std::string& key, std::string value) { values[key] = std::move(value); }
+    bool contains(const std::string& key) const; // a tensor or a value of that name
+    // ValueError naming the key (and listing the keys there are) if it is missing, or is not a
+    // number for number().
+    double number(const std::string& key) const;
+    const std::string& text(const std::string& key) const;
+    const Tensor& tensor(const std::string& key) const;
+    // Adds every entry of `part` as "<prefix>.<name>"; ValueError if a name is taken already.
+    void add(const std::string& prefix, const StateDict& part);
+    // The entries named "<prefix>.<name>", as "<name>" (empty if there are none).
+    StateDict part(const std::string& prefix) const;
+};
+
+// save_safetensors(path, state.tensors, state.values): atomic, same errors.
+void save_state_dict(const std::string& path, const StateDict& state);
+// read_safetensors(path) as a StateDict: same validation and errors.
+StateDict load_state_dict(const std::string& path);
+
 } // namespace pynn::io
