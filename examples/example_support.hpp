@@ -224,9 +224,13 @@ public:
     double seconds() const {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - m_start).count();
     }
+    // Ends the bar and reports the epoch's wall time (training steps only, no evaluation).
     void finish() {
         draw();
-        std::printf("\n");
+        const double elapsed = seconds();
+        std::printf("\nepoch %zu/%zu time: %.3f s (%.1f steps/s, %.3f ms/step)\n", m_epoch,
+                    m_epochs, elapsed, elapsed > 0 ? static_cast<double>(m_done) / elapsed : 0.0,
+                    m_done ? 1e3 * elapsed / static_cast<double>(m_done) : 0.0);
         std::fflush(stdout);
     }
 
