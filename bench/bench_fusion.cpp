@@ -1,9 +1,14 @@
-// The fusion pass, measured: a chain of 8 elementwise ops over 16 M floats run fused, unfused,
-// as one hand-written xtensor expression, and next to a plain c = a + b stream (the bandwidth
-// floor); and softmax + cross-entropy forward+backward, fused vs unfused, at two sizes.
-// Run: ./build/release/bench/bench_fusion --benchmark_min_time=0.2
+// The fusion pass, measured against the bandwidth floor: a chain of 8 elementwise ops run fused,
+// unfused and as one hand-written xtensor expression, at 16 M elements (DRAM) and 64 K (cache);
+// and the model's own fused chain, Adam's update of the MLP's first weight (784 x 256) through
+// optimizers::Adam::update. The floor is a plain c = a + b stream moving the same bytes; the
+// ratio table prints each chain's fraction of its bytes/s.
+// Run: ./build/release/bench/bench_fusion --benchmark_repetitions=5
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <benchmark/benchmark.h>
 #include <xtensor/xarray.hpp>
@@ -12,106 +17,135 @@
 
 #include <pynn/pynn.hpp>
 
+#include "ratio_reporter.hpp"
+
 namespace {
 
-constexpr std::size_t k_chain = std::size_t{1} << 24; // 16 M elements
+using pynn_bench::Compare;
+using pynn_bench::RatioReporter;
 
-// Bytes a single pass must move: read x once, write y once.
-void set_chain_bytes(benchmark::State& state) {
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
-                            static_cast<std::int64_t>(2 * k_chain * sizeof(float)));
+std::int64_t as_count(double v) { return static_cast<std::int64_t>(v); }
+
+// The floor: one streaming pass c = a + b over n elements (three arrays: 12 bytes per element).
+void bm_stream_add(benchmark::State& state, std::size_t n) {
+    xt::xarray<float> a = xt::ones<float>({n});
+    xt::xarray<float> b = xt::ones<float>({n});
+    xt::xarray<float> c = xt::zeros<float>({n});
+    for (auto _ : state) {
+        xt::noalias(c) = a + b;
+        benchmark::DoNotOptimize(c.data());
+        benchmark::ClobberMemory();
+    }
+    state.SetBytesProcessed(
+        as_count(static_cast<double>(state.iterations()) * 12.0 * static_cast<double>(n)));
+}
+
+// A stream moving `bytes` (the same cache level as the chain it is the floor of); its name.
+std::string register_stream(double bytes) {
+    const auto n = static_cast<std::size_t>(bytes / 12.0);
+    const std::string name = "BM_stream_add/" + std::to_string(n);
+    benchmark::RegisterBenchmark(name.c_str(), bm_stream_add, n)->UseRealTime();
+    return name;
 }
 
 pynn::Tensor chain(const pynn::Tensor& x) {
     using namespace pynn;
-    Tensor t = x * 1.5;     // 1
-    t = t + 0.5;            // 2
-    t = relu(t);            // 3
-    t = t * t;              // 4
-    t = t - x;              // 5
-    t = abs(t);             // 6
-    t = t * 0.25;           // 7
-    return minimum(t, x);   // 8
+    Tensor t = x * 1.5;   // 1
+    t = t + 0.5;          // 2
+    t = relu(t);          // 3
+    t = t * t;            // 4
+    t = t - x;            // 5
+    t = abs(t);           // 6
+    t = t * 0.25;         // 7
+    return minimum(t, x); // 8
 }
 
-void run_chain(benchmark::State& state, bool fused) {
+// Bytes a single pass must move: read x once, write y once.
+double chain_bytes(std::size_t n) { return 8.0 * static_cast<double>(n); }
+
+void bm_chain8(benchmark::State& state, std::size_t n, bool fused) {
     const bool saved = pynn::Flags::fusion();
     pynn::Flags::set_fusion(fused);
-    const pynn::Tensor x = pynn::Tensor::rand({k_chain}, -1.0, 1.0, pynn::DType::Float32);
+    pynn::Flags::set_num_threads(1);
+    const pynn::Tensor x = pynn::Tensor::rand({n}, -1.0, 1.0, pynn::DType::Float32);
     pynn::Tensor y = chain(x);
     pynn::ComputeGraph graph({y});
+    graph.run();
     for (auto _ : state) {
         graph.run();
         benchmark::DoNotOptimize(y.node().get());
         benchmark::ClobberMemory();
     }
     state.counters["kernels"] = static_cast<double>(graph.num_kernels());
-    set_chain_bytes(state);
+    state.SetBytesProcessed(as_count(static_cast<double>(state.iterations()) * chain_bytes(n)));
     pynn::Flags::set_fusion(saved);
 }
 
-void BM_chain8_fused(benchmark::State& state) { run_chain(state, true); }
-void BM_chain8_unfused(benchmark::State& state) { run_chain(state, false); }
-
 // The same 8 ops as one xtensor expression, evaluated in one pass with xsimd.
-void BM_chain8_xtensor_expression(benchmark::State& state) {
-    xt::xarray<float> x = xt::zeros<float>({k_chain});
-    for (std::size_t i = 0; i < k_chain; ++i) {
+void bm_chain8_xtensor(benchmark::State& state, std::size_t n) {
+    xt::xarray<float> x = xt::zeros<float>({n});
+    for (std::size_t i = 0; i < n; ++i) {
         x(i) = static_cast<float>(i % 1000) / 500.0F - 1.0F;
     }
-    xt::xarray<float> y = xt::zeros<float>({k_chain});
+    xt::xarray<float> y = xt::zeros<float>({n});
     for (auto _ : state) {
         auto t = xt::maximum(x * 1.5F + 0.5F, 0.0F);
         xt::noalias(y) = xt::minimum(xt::abs(t * t - x) * 0.25F, x);
         benchmark::DoNotOptimize(y.data());
         benchmark::ClobberMemory();
     }
-    set_chain_bytes(state);
+    state.SetBytesProcessed(as_count(static_cast<double>(state.iterations()) * chain_bytes(n)));
 }
 
-// The floor: one streaming pass c = a + b (three arrays, so its bytes are 3 per element).
-void BM_stream_add(benchmark::State& state) {
-    xt::xarray<float> a = xt::ones<float>({k_chain});
-    xt::xarray<float> b = xt::ones<float>({k_chain});
-    xt::xarray<float> c = xt::zeros<float>({k_chain});
+void register_chains(RatioReporter& rep) {
+    const std::pair<const char*, std::size_t> sizes[] = {{"16M", std::size_t{1} << 24},
+                                                         {"64K", std::size_t{1} << 16}};
+    for (auto [label, n] : sizes) {
+        const std::string stream = register_stream(chain_bytes(n));
+        const std::string fused = std::string("BM_chain8_fused/") + label;
+        const std::string unfused = std::string("BM_chain8_unfused/") + label;
+        const std::string expr = std::string("BM_chain8_xtensor_expression/") + label;
+        benchmark::RegisterBenchmark(fused.c_str(), bm_chain8, n, true)->UseRealTime();
+        benchmark::RegisterBenchmark(unfused.c_str(), bm_chain8, n, false)->UseRealTime();
+        benchmark::RegisterBenchmark(expr.c_str(), bm_chain8_xtensor, n)->UseRealTime();
+        rep.add({fused, stream, Compare::Bandwidth, 0.7});
+        rep.add({unfused, stream, Compare::Bandwidth, 0.0});
+        rep.add({expr, stream, Compare::Bandwidth, 0.0});
+    }
+}
+
+// Adam's update as the model runs it: optimizer.update() on one parameter whose gradient stays
+// put, i.e. graph build, plan-cache hit, the fused update and the write-back. The minimal bytes
+// are 7 per element: read p, grad, m, v; write p, m, v.
+void bm_adam_update(benchmark::State& state, std::size_t rows, std::size_t cols) {
+    pynn::Flags::set_num_threads(1);
+    pynn::Tensor p = pynn::Tensor::randn({rows, cols}).set_requires_grad();
+    const pynn::Tensor c = pynn::Tensor::randn({rows, cols});
+    pynn::sum(p * c).backward(); // a gradient that stays put
+    pynn::optimizers::Adam adam(0.001);
+    adam.update({p});
     for (auto _ : state) {
-        xt::noalias(c) = a + b;
-        benchmark::DoNotOptimize(c.data());
+        adam.update({p});
+        benchmark::DoNotOptimize(p.node().get());
         benchmark::ClobberMemory();
     }
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
-                            static_cast<std::int64_t>(3 * k_chain * sizeof(float)));
+    state.counters["kernels"] = static_cast<double>(adam.last_update_kernels());
+    state.SetBytesProcessed(as_count(static_cast<double>(state.iterations()) * 28.0 *
+                                     static_cast<double>(rows * cols)));
 }
 
-BENCHMARK(BM_stream_add)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_chain8_xtensor_expression)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_chain8_fused)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_chain8_unfused)->Unit(benchmark::kMillisecond);
-
-// softmax + cross-entropy, forward and backward with respect to the logits.
-void run_softmax_ce(benchmark::State& state, bool fused) {
-    using namespace pynn;
-    const bool saved = Flags::fusion();
-    Flags::set_fusion(fused);
-    const auto batch = static_cast<std::size_t>(state.range(0));
-    const auto classes = static_cast<std::size_t>(state.range(1));
-    Tensor logits = Tensor::randn({batch, classes}).set_requires_grad();
-    Tensor labels = Tensor::zeros({batch});
-    Tensor loss = losses::cross_entropy_with_logits(logits, labels);
-    ComputeGraph graph = ComputeGraph::backward(loss);
-    for (auto _ : state) {
-        logits.zero_grad();
-        graph.run();
-        benchmark::DoNotOptimize(loss.node().get());
-    }
-    state.counters["kernels"] = static_cast<double>(graph.num_kernels());
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch * classes));
-    Flags::set_fusion(saved);
+void register_adam(RatioReporter& rep) {
+    const std::string stream = register_stream(28.0 * 784 * 256);
+    const std::string name = "BM_adam_update/784x256";
+    benchmark::RegisterBenchmark(name.c_str(), bm_adam_update, 784, 256)->UseRealTime();
+    rep.add({name, stream, Compare::Bandwidth, 0.7});
 }
-void BM_softmax_ce_fused(benchmark::State& state) { run_softmax_ce(state, true); }
-void BM_softmax_ce_unfused(benchmark::State& state) { run_softmax_ce(state, false); }
-BENCHMARK(BM_softmax_ce_fused)->Args({64, 10})->Args({256, 1000});
-BENCHMARK(BM_softmax_ce_unfused)->Args({64, 10})->Args({256, 1000});
 
 } // namespace
-BENCHMARK_MAIN();
+
+int main(int argc, char** argv) {
+    return pynn_bench::run_with_ratios(argc, argv, [](RatioReporter& rep) {
+        register_chains(rep);
+        register_adam(rep);
+    });
+}

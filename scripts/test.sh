@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds pynn with its tests and runs every test (the README's test command; CI runs it too).
 # Installs missing Debian packages first. Build tree: build/ci (override with PYNN_BUILD_DIR).
-#   scripts/test.sh              Release build, all tests
+#   scripts/test.sh              Release build, all tests (the benchmarks and examples are built,
+#                                so they keep compiling, but not run)
 #   scripts/test.sh --sanitize   the same suite built with -fsanitize=address,undefined (no
 #                                recovery, leak checks on) in build/asan
 set -euo pipefail
@@ -22,6 +23,6 @@ if [ "${1:-}" = "--sanitize" ]; then
 fi
 build_dir="${PYNN_BUILD_DIR:-build/ci}"
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DPYNN_BUILD_TESTS=ON \
-      -DPYNN_BUILD_EXAMPLES=ON -DPYNN_WARNINGS_AS_ERRORS=ON
+      -DPYNN_BUILD_EXAMPLES=ON -DPYNN_BUILD_BENCH=ON -DPYNN_WARNINGS_AS_ERRORS=ON
 cmake --build "$build_dir" -j "$jobs"
 ctest --test-dir "$build_dir" --output-on-failure -j "$jobs"
