@@ -629,9 +629,23 @@ void fuse(Plan& plan) {
     std::vector<Region> regions;     // one per kernel of the result
     std::vector<char> is_region;     // regions[k] is a fused region (else a single step)
     std::unordered_map<std::size_t, std::size_t> region_of_buffer;
+    // A step that reads, through a view, a value its region would make must start a new
+    // region: the region would read from memory what it has not written yet (a cycle).
+    auto reads_view_of = [&](std::size_t i, const std::unordered_set<std::size_t>& made) {
+        for (std::size_t b : plan.steps[i].inputs) {
+            auto v = views.find(b);
+            if (v != views.end() && made.contains(v->second.buffer)) {
+                return true;
+            }
+        }
+        return false;
+    };
     for (std::size_t k = 0; k < live.size();) {
         std::size_t end = k + 1;
-        while (end < live.size() && joins(live[end - 1], live[end])) {
+        std::unordered_set<std::size_t> made{plan.steps[live[k]].output};
+        while (end < live.size() && joins(live[end - 1], live[end]) &&
+               !reads_view_of(live[end], made)) {
+            made.insert(plan.steps[live[end]].output);
             ++end;
         }
         Region r;

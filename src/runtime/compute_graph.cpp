@@ -332,7 +332,11 @@ void ComputeGraph::run() {
     }
     for (std::size_t i = m_assign_targets.size(); i < m_outputs.size(); ++i) {
         Node& node = *m_outputs[i].node();
-        if (!node.is_leaf()) {
+        bool repeated = false; // the same tensor asked for twice: it already has its value
+        for (std::size_t j = m_assign_targets.size(); j < i && !repeated; ++j) {
+            repeated = m_outputs[j].node().get() == &node;
+        }
+        if (!node.is_leaf() && !repeated) {
             node.data = take(plan.outputs[i]);
         }
     }

@@ -270,3 +270,20 @@ TEST_CASE("gradients() checks its arguments", "[graph]") {
     CHECK_THROWS_WITH(gradients(sum(w * 2.0), {w * 2.0}), Catch::Contains("is not a leaf"));
     CHECK_THROWS_AS(gradients(sum(c), {w}), ValueError);
 }
+
+TEST_CASE("fuzz regressions: repeated outputs, a view of a value read in its own region",
+          "[graph]") {
+    // fuzz/regressions/fuzz_graph/runtime-duplicate-outputs-use-after-free
+    Tensor x = Tensor::from_values({-1.5}, DType::Float64);
+    Tensor y = x - x;
+    ComputeGraph g({y, y, y, x});
+    g.run();
+    g.run();
+    CHECK(y.item() == 0.0);
+    // fuzz/regressions/fuzz_graph/compiler-view-read-in-its-own-fused-region: reshape(a) read
+    // by a step that would join a's region.
+    Tensor a = Tensor::from_values({3.0}, DType::Float64);
+    Tensor q = a / a;
+    Tensor r = reshape(q, {}) / q;
+    CHECK(r.values<double>()(0) == 1.0);
+}
