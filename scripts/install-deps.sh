@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs pynn's build dependencies from Debian's archive, only what is missing (idempotent).
-# Usage: scripts/install-deps.sh [--with-data] [--with-torch]
+# Usage: scripts/install-deps.sh [--with-data] [--with-torch] [--with-fuzz]
+#   --with-fuzz  clang and libFuzzer (libclang_rt.fuzzer), for scripts/fuzz.sh
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libxtensor-dev libxsimd-dev xtl-dev libxtensor-blas-dev
@@ -9,6 +10,7 @@ for arg in "$@"; do
     case "$arg" in
         --with-data) packages+=(dataset-fashion-mnist) ;;
         --with-torch) packages+=(libtorch-dev) ;;
+        --with-fuzz) packages+=(clang libclang-rt-14-dev) ;;
         *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
     esac
 done
