@@ -267,8 +267,11 @@ Metadata parse_metadata(const Reader& r, const nlohmann::json& value) {
 
 std::uint64_t checked_product(const Reader& r, std::uint64_t a, std::uint64_t b,
                               const std::string& name, const nlohmann::json& shape) {
-    r.check(b == 0 || a <= std::numeric_limits<std::uint64_t>::max() / b, length_field_bytes,
-            "tensor ", in_quotes(name), ": shape ", excerpt(shape), " has more than 2^64 bytes");
+    // Not r.check(): its arguments, the excerpt among them, would be built for every dimension.
+    if (b != 0 && a > std::numeric_limits<std::uint64_t>::max() / b) {
+        r.fail(length_field_bytes, "tensor ", in_quotes(name), ": shape ", excerpt(shape),
+               " has more than 2^64 bytes");
+    }
     return a * b;
 }
 
@@ -315,9 +318,11 @@ Entry parse_entry(const Reader& r, const std::string& name, const nlohmann::json
     std::uint64_t extent = dtype_size(e.dtype);
     for (const std::size_t dim : e.shape) {
         const std::uint64_t factor = std::max<std::uint64_t>(dim, 1);
-        r.check(extent <= max_extent / factor, at, tensor, "shape ", excerpt(*shape),
-                " cannot be addressed: its sizes (0 counted as 1) multiply to more than 2^63 "
-                "bytes");
+        if (extent > max_extent / factor) {
+            r.fail(at, tensor, "shape ", excerpt(*shape),
+                   " cannot be addressed: its sizes (0 counted as 1) multiply to more than 2^63 "
+                   "bytes");
+        }
         extent *= factor;
     }
 

@@ -57,16 +57,23 @@ Tensor conv2d(const Tensor& x, const Tensor& w, std::size_t stride, std::size_t 
                " and weight ", to_string(w.shape()), ": input channels ", x.shape()[1], " and ",
                w.shape()[1], " differ");
     PYNN_CHECK(stride > 0, ValueError, "conv2d: stride must be positive");
-    // The kernels index the padded image with ptrdiff_t; keep (size + 2 * padding) in range.
-    constexpr auto max_size = static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max());
-    PYNN_CHECK(padding <= (max_size - std::max(x.shape()[2], x.shape()[3])) / 2, ValueError,
-               "conv2d: padding ", padding, " is too large for x ", to_string(x.shape()));
+    // The kernels index the padded image with ptrdiff_t, adding padding and stride to positions:
+    // the padded size must not wrap around (it did for a padding near 2^63), and the sums must
+    // stay far from 2^63.
+    constexpr auto max_size =
+        static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max() / 4);
+    const std::size_t larger = std::min(max_size, std::max(x.shape()[2], x.shape()[3]));
+    PYNN_CHECK(padding <= (max_size - larger) / 2, ValueError, "conv2d: padding ", padding,
+               " is too large for x ", to_string(x.shape()));
     const std::size_t h = x.shape()[2] + 2 * padding;
     const std::size_t wd = x.shape()[3] + 2 * padding;
     PYNN_CHECK(h >= w.shape()[2] && wd >= w.shape()[3], ShapeError, "conv2d: x ",
                to_string(x.shape()), " with padding ", padding, " is smaller than the kernel of ",
                to_string(w.shape()));
-    Conv2dGeometry geo{stride, padding};
+    // A stride past the last window position gives one output row (column), as any larger one
+    // does; clamping it there keeps it in that range too (a stride beyond 2^63 read outside x).
+    const std::size_t last = std::max(h - w.shape()[2], wd - w.shape()[3]) + 1;
+    Conv2dGeometry geo{std::min(stride, last), padding};
     kernels::ConvShape s = conv_shape(x.shape(), w.shape(), geo);
     return make_tensor(Conv2d{geo}, {x, w}, {x.shape()[0], w.shape()[0], s.oh, s.ow}, x.dtype());
 }

@@ -1,5 +1,8 @@
 // conv2d against a naive direct convolution over random shapes with stride and padding, its
 // gradients (input, weight) and the pooling ops' against finite differences, and shape errors.
+#include <cstddef>
+#include <limits>
+
 #include <catch2/catch.hpp>
 
 #include "kernels/conv2d.hpp"
@@ -111,12 +114,21 @@ TEST_CASE("conv2d and pooling reject bad shapes", "[ops][conv]") {
                       "max_pool2d: x (1, 1, 1, 1) is smaller than the 2x2 window");
 }
 
-// Found while fuzzing (fuzz/fuzz_graph.cpp): x's size + 2 * padding wrapped around, so a padding
-// near 2^63 passed the size check and the kernels indexed far outside the image.
-TEST_CASE("conv2d refuses a padding that overflows the padded size", "[ops][conv]") {
-    Tensor x = Tensor::zeros({1, 1, 3, 3});
-    Tensor w = Tensor::zeros({1, 1, 2, 2});
+// Found while fuzzing (fuzz/fuzz_graph.cpp, fuzz/regressions/fuzz_graph/conv2d-*): x's size +
+// 2 * padding wrapped around, so a padding near 2^63 passed the size check; and a stride beyond
+// 2^63 turned negative in the kernels' ptrdiff_t arithmetic. Both read outside x.
+TEST_CASE("conv2d refuses a padding that overflows, and takes any stride", "[ops][conv]") {
+    Tensor x = Tensor::ones({1, 1, 4, 4}, DType::Float64);
+    Tensor w = Tensor::ones({1, 1, 3, 3}, DType::Float64);
     CHECK_THROWS_AS(conv2d(x, w, 1, std::size_t{1} << 63), ValueError);
     CHECK_THROWS_WITH(conv2d(x, w, 1, std::size_t{1} << 62),
-                      "conv2d: padding 4611686018427387904 is too large for x (1, 1, 3, 3)");
+                      "conv2d: padding 4611686018427387904 is too large for x (1, 1, 4, 4)");
+    // Any stride past the last window position leaves the one window at the origin, which covers
+    // x's corner element only.
+    for (std::size_t stride : {std::size_t{6}, std::size_t{11212726789901884315U},
+                               std::numeric_limits<std::size_t>::max()}) {
+        Tensor y = conv2d(x, w, stride, 2);
+        REQUIRE(y.shape() == Shape{1, 1, 1, 1});
+        CHECK(y.item() == 1.0);
+    }
 }
