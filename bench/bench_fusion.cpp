@@ -18,6 +18,7 @@
 #include <pynn/pynn.hpp>
 
 #include "ratio_reporter.hpp"
+#include "stream_reference.hpp"
 
 namespace {
 
@@ -27,26 +28,7 @@ using pynn_bench::RatioReporter;
 std::int64_t as_count(double v) { return static_cast<std::int64_t>(v); }
 
 // The floor: one streaming pass c = a + b over n elements (three arrays: 12 bytes per element).
-void bm_stream_add(benchmark::State& state, std::size_t n) {
-    xt::xarray<float> a = xt::ones<float>({n});
-    xt::xarray<float> b = xt::ones<float>({n});
-    xt::xarray<float> c = xt::zeros<float>({n});
-    for (auto _ : state) {
-        xt::noalias(c) = a + b;
-        benchmark::DoNotOptimize(c.data());
-        benchmark::ClobberMemory();
-    }
-    state.SetBytesProcessed(
-        as_count(static_cast<double>(state.iterations()) * 12.0 * static_cast<double>(n)));
-}
-
-// A stream moving `bytes` (the same cache level as the chain it is the floor of); its name.
-std::string register_stream(double bytes) {
-    const auto n = static_cast<std::size_t>(bytes / 12.0);
-    const std::string name = "BM_stream_add/" + std::to_string(n);
-    benchmark::RegisterBenchmark(name.c_str(), bm_stream_add, n)->UseRealTime();
-    return name;
-}
+using pynn_bench::register_stream; // the c = a + b floor (stream_reference.hpp)
 
 pynn::Tensor chain(const pynn::Tensor& x) {
     using namespace pynn;

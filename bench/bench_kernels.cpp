@@ -20,6 +20,8 @@
 #include "bench_support.hpp"
 #include "ratio_reporter.hpp"
 
+#include "stream_reference.hpp"
+
 namespace {
 
 using pynn::ComputeGraph;
@@ -38,33 +40,7 @@ void sink(const Tensor& t) {
     benchmark::ClobberMemory();
 }
 
-// --- the plain c = a + b stream: the bandwidth floor for bytes-bound kernels ---
-
-// One thread, n elements per array; bytes are two reads and one write per element.
-void bm_stream_add(benchmark::State& state, std::size_t n) {
-    std::vector<float> a(n, 1.5F), b(n, 2.25F), c(n);
-    for (auto _ : state) {
-        const float* pa = a.data();
-        const float* pb = b.data();
-        float* pc = c.data();
-        for (std::size_t i = 0; i < n; ++i) {
-            pc[i] = pa[i] + pb[i];
-        }
-        benchmark::DoNotOptimize(pc);
-        benchmark::ClobberMemory();
-    }
-    state.SetBytesProcessed(
-        as_count(static_cast<double>(state.iterations()) * 12.0 * static_cast<double>(n)));
-}
-
-// Registers a stream that moves `bytes` (so it runs in the same cache level as the kernel it is
-// the floor of) and returns its name.
-std::string register_stream(double bytes) {
-    const auto n = static_cast<std::size_t>(bytes / 12.0);
-    const std::string name = "BM_stream_add/" + std::to_string(n);
-    benchmark::RegisterBenchmark(name.c_str(), bm_stream_add, n)->UseRealTime();
-    return name;
-}
+using pynn_bench::register_stream; // the c = a + b floor (stream_reference.hpp)
 
 // --- GEMM: the MLP's first layer (784 -> 256) at batch 64 and 256 ---
 
