@@ -35,6 +35,12 @@ public:
     // otherwise OPENBLAS_NUM_THREADS or the core count, as OpenBLAS would.
     static int num_threads();
     static void set_num_threads(int threads);
+
+    // float32 GEMMs whose right operand fits in L2 (all of the MLP's and CNN's) run on pynn's
+    // own register-tiled kernel, faster than OpenBLAS at those shapes; false sends every GEMM to
+    // OpenBLAS (for comparison). Starts from PYNN_OWN_GEMM=0 when set.
+    static bool own_gemm();
+    static void set_own_gemm(bool enabled);
 };
 
 } // namespace pynn

@@ -1,10 +1,13 @@
-// GEMM kernels: BLAS for speed, a naive loop as the reference.
+// GEMM kernels: pynn's own float32 kernel (kernels/sgemm.hpp) where it suits the shape, BLAS
+// otherwise and for float64, split over pynn's pool; a naive loop as the reference.
 #include "kernels/gemm.hpp"
 
 #include <algorithm>
 
 #include <cblas.h>
 
+#include "kernels/sgemm.hpp"
+#include "pynn/flags.hpp"
 #include "runtime/parallel.hpp"
 
 namespace pynn::kernels {
@@ -15,6 +18,10 @@ CBLAS_TRANSPOSE flag(bool t) { return t ? CblasTrans : CblasNoTrans; }
 void blas(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a,
           std::size_t lda, const float* b, std::size_t ldb, float* c, std::size_t ldc,
           bool accumulate) {
+    if (Flags::own_gemm() && sgemm_suits(tb, m, n, k)) {
+        sgemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, flag(ta), flag(tb), static_cast<blasint>(m),
                 static_cast<blasint>(n), static_cast<blasint>(k), 1.0F, a,
                 static_cast<blasint>(lda), b, static_cast<blasint>(ldb), accumulate ? 1.0F : 0.0F,

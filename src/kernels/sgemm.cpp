@@ -1,0 +1,243 @@
+// pynn's float32 GEMM (why it exists: sgemm.hpp). Blocking, in BLIS's terms:
+//  - the micro-kernel keeps a kRows x kCols tile of c in registers and adds one rank-1 update
+//    per step of k: kRows broadcasts of a, kVecs vector loads of b, kRows * kVecs FMAs;
+//  - a is read where it lies (its broadcasts come from L1 after the first panel), in slivers of
+//    kRows rows; only a ragged last sliver is packed;
+//  - b is read where it lies when it is not transposed and a panel is whole vectors wide (rows
+//    ldb apart, prefetched a few rows ahead); a transposed or ragged panel is packed, zero-padded.
+// Loop order: depth block, row sliver, column panel. After the last depth block a sliver's rows
+// are final, so rows_done runs on them while they are in L1.
+#include "kernels/sgemm.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+
+namespace pynn::kernels {
+
+namespace {
+
+using Batch = xsimd::batch<float>;
+constexpr std::size_t W = Batch::size;
+// 24 accumulators on AVX-512 (32 registers), 12 on AVX2 (16 registers), 8 on SSE: enough
+// independent FMA chains to cover the FMA latency, with registers left for b and a broadcast.
+constexpr std::size_t kRows = W >= 16 ? 8 : (W >= 8 ? 6 : 4);
+constexpr std::size_t kVecs = W >= 16 ? 3 : 2;
+constexpr std::size_t kCols = kVecs * W;
+// Depth block and row block: a panel of b (kDepth x kCols) is reused by the kBlockRows / kRows
+// slivers of a row block, the row block of a (kBlockRows x kDepth) by every panel. Depths of
+// 128 to 1024 measured within noise of each other at the MLP's and CNN's shapes (1024 slightly
+// ahead: fewer passes over c); 8 slivers as good as 16.
+constexpr std::size_t kDepth = 1024;
+constexpr std::size_t kBlockRows = kRows * 8;
+// How far ahead (in rows of b) an unpacked panel is prefetched; measured best of 2..16.
+constexpr std::size_t kPrefetchRows = 4;
+
+// Where a sliver of kRows rows of op(a) is read from: element (r, p) is at
+// a[r * row_stride + p * depth_stride]. Either stride may be 1: a stored row-major (rows lda
+// apart), stored transposed (k-major, rows adjacent) or packed (k-major, kRows per step).
+struct Sliver {
+    const float* a;
+    std::size_t row_stride;
+    std::size_t depth_stride;
+};
+
+// c (kRows x V*W, row stride ldc) (+)= sliver (kRows x kc) @ panel (kc x V*W, rows ldb apart).
+// Always inlined so the accumulators live in registers; KMajor picks the addressing of a (one
+// pointer stepping by depth_stride, or kRows row pointers stepping by 1).
+template <std::size_t V, bool KMajor>
+[[gnu::always_inline]] inline void micro_tile(std::size_t kc, Sliver sl, const float* __restrict bp,
+                                              std::size_t ldb, float* c, std::size_t ldc,
+                                              bool load_c) {
+    Batch acc[kRows][V];
+    for (std::size_t r = 0; r < kRows; ++r) {
+        for (std::size_t v = 0; v < V; ++v) {
+            acc[r][v] = load_c ? Batch::load_unaligned(c + r * ldc + v * W) : Batch(0.0F);
+        }
+    }
+    const float* rows[kRows];
+    for (std::size_t r = 0; r < kRows; ++r) {
+        rows[r] = sl.a + r * sl.row_stride;
+    }
+    for (std::size_t p = 0; p < kc; ++p) {
+        const float* row = bp + p * ldb;
+        for (std::size_t v = 0; v < V; ++v) {
+            // Past the end of b this only hints at an address that is never loaded.
+            __builtin_prefetch(row + kPrefetchRows * ldb + v * W, 0, 3);
+        }
+        Batch bv[V];
+        for (std::size_t v = 0; v < V; ++v) {
+            bv[v] = Batch::load_unaligned(row + v * W);
+        }
+        for (std::size_t r = 0; r < kRows; ++r) {
+            const Batch av(KMajor ? sl.a[p * sl.depth_stride + r] : rows[r][p]);
+            for (std::size_t v = 0; v < V; ++v) {
+                acc[r][v] = xsimd::fma(av, bv[v], acc[r][v]);
+            }
+        }
+    }
+    for (std::size_t r = 0; r < kRows; ++r) {
+        for (std::size_t v = 0; v < V; ++v) {
+            acc[r][v].store_unaligned(c + r * ldc + v * W);
+        }
+    }
+}
+
+template <bool KMajor>
+void micro_tile(std::size_t vecs, std::size_t kc, Sliver sl, const float* bp, std::size_t ldb,
+                float* c, std::size_t ldc, bool load_c) {
+    static_assert(kVecs <= 3);
+    switch (vecs) {
+    case 1: micro_tile<1, KMajor>(kc, sl, bp, ldb, c, ldc, load_c); break;
+    case 2: micro_tile<2, KMajor>(kc, sl, bp, ldb, c, ldc, load_c); break;
+    default: micro_tile<kVecs, KMajor>(kc, sl, bp, ldb, c, ldc, load_c); break;
+    }
+}
+
+void micro_tile(std::size_t vecs, std::size_t kc, Sliver sl, const float* bp, std::size_t ldb,
+                float* c, std::size_t ldc, bool load_c) {
+    if (sl.row_stride == 1) {
+        micro_tile<true>(vecs, kc, sl, bp, ldb, c, ldc, load_c);
+    } else {
+        micro_tile<false>(vecs, kc, sl, bp, ldb, c, ldc, load_c);
+    }
+}
+
+// Where a column panel's b is read from.
+struct Panel {
+    std::size_t col = 0;   // first column of c
+    std::size_t width = 0; // columns of c it covers
+    std::size_t vecs = 0;  // SIMD vectors per row (width rounded up)
+    const float* b = nullptr;
+    std::size_t ldb = 0;
+};
+
+struct Scratch {
+    std::vector<float> a;
+    std::vector<float> b;
+};
+
+} // namespace
+
+bool sgemm_suits(bool trans_b, std::size_t /*m*/, std::size_t n, std::size_t k) {
+    // Measured against OpenBLAS (bench_kernels): a transposed b costs a scalar transposing pack
+    // here, 1.15-1.3x OpenBLAS's time; with k < 16 loading and storing the c tile dominates
+    // (conv1's k = 9: 1.4x). op(b) is read once per row block, from L2: larger problems go to
+    // BLAS, whose packing into cache-sized blocks pays off there.
+    return !trans_b && k >= 16 && k * n <= std::size_t{384} * 1024;
+}
+
+void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, const float* a,
+           std::size_t lda, const float* b, std::size_t ldb, float* c, std::size_t ldc,
+           bool accumulate, const RowsDone* rows_done) {
+    if (m == 0 || n == 0) {
+        return;
+    }
+    if (k == 0) { // an empty sum
+        for (std::size_t i = 0; i < m && !accumulate; ++i) {
+            std::fill(c + i * ldc, c + i * ldc + n, 0.0F);
+        }
+        if (rows_done != nullptr) {
+            (*rows_done)(0, m);
+        }
+        return;
+    }
+    thread_local Scratch scratch;
+    std::vector<Panel> panels;
+    for (std::size_t col = 0; col < n; col += kCols) {
+        const std::size_t width = std::min(kCols, n - col);
+        panels.push_back({col, width, (width + W - 1) / W, nullptr, 0});
+    }
+    for (std::size_t pc = 0; pc < k; pc += kDepth) {
+        const std::size_t kc = std::min(kDepth, k - pc);
+        const bool last_depth = pc + kc == k;
+        const bool load_c = accumulate || pc > 0;
+
+        // a is read where it lies, except a last sliver with fewer than kRows rows, which is
+        // packed k-major and zero-padded so the micro-kernel never reads past op(a).
+        const std::size_t ragged_rows = m % kRows;
+        if (ragged_rows != 0) {
+            scratch.a.assign(kRows * kc, 0.0F);
+            for (std::size_t r = 0; r < ragged_rows; ++r) {
+                const std::size_t i = m - ragged_rows + r;
+                for (std::size_t p = 0; p < kc; ++p) {
+                    scratch.a[p * kRows + r] = trans_a ? a[(pc + p) * lda + i] : a[i * lda + pc + p];
+                }
+            }
+        }
+        auto sliver = [&](std::size_t s) -> Sliver {
+            const std::size_t i = s * kRows;
+            if (i + kRows > m) {
+                return {scratch.a.data(), 1, kRows};
+            }
+            return trans_a ? Sliver{a + pc * lda + i, 1, lda} : Sliver{a + i * lda + pc, lda, 1};
+        };
+
+        // Panels of b: in place when possible, else packed (transposed and/or zero-padded).
+        std::size_t packed_floats = 0;
+        for (const Panel& pn : panels) {
+            if (trans_b || pn.width != pn.vecs * W) {
+                packed_floats += kc * pn.vecs * W;
+            }
+        }
+        scratch.b.resize(packed_floats);
+        float* next = scratch.b.data();
+        for (Panel& pn : panels) {
+            if (!trans_b && pn.width == pn.vecs * W) {
+                pn.b = b + pc * ldb + pn.col;
+                pn.ldb = ldb;
+                continue;
+            }
+            const std::size_t stride = pn.vecs * W;
+            std::fill(next, next + kc * stride, 0.0F);
+            for (std::size_t x = 0; x < pn.width; ++x) {
+                if (trans_b) { // column x of op(b) is row col + x of b
+                    const float* src = b + (pn.col + x) * ldb + pc;
+                    for (std::size_t p = 0; p < kc; ++p) {
+                        next[p * stride + x] = src[p];
+                    }
+                } else {
+                    for (std::size_t p = 0; p < kc; ++p) {
+                        next[p * stride + x] = b[(pc + p) * ldb + pn.col + x];
+                    }
+                }
+            }
+            pn.b = next;
+            pn.ldb = stride;
+            next += kc * stride;
+        }
+
+        // A block of rows reuses each panel (kc x kCols, in L1) for all its slivers, and the
+        // block's a (in L2) for every panel. Its rows are final after its last panel.
+        for (std::size_t block = 0; block < m; block += kBlockRows) {
+            const std::size_t block_end = std::min(m, block + kBlockRows);
+            for (const Panel& pn : panels) {
+                for (std::size_t row = block; row < block_end; row += kRows) {
+                    const Sliver sl = sliver(row / kRows);
+                    const std::size_t rows = std::min(kRows, m - row);
+                    float* ct = c + row * ldc + pn.col;
+                    if (rows == kRows && pn.width == pn.vecs * W) {
+                        micro_tile(pn.vecs, kc, sl, pn.b, pn.ldb, ct, ldc, load_c);
+                        continue;
+                    }
+                    // A ragged tile: computed in a full-size buffer, its valid part copied.
+                    alignas(64) float tile[kRows * kCols] = {};
+                    const std::size_t stride = pn.vecs * W;
+                    for (std::size_t r = 0; r < rows && load_c; ++r) {
+                        std::copy(ct + r * ldc, ct + r * ldc + pn.width, tile + r * stride);
+                    }
+                    micro_tile(pn.vecs, kc, sl, pn.b, pn.ldb, tile, stride, load_c);
+                    for (std::size_t r = 0; r < rows; ++r) {
+                        std::copy(tile + r * stride, tile + r * stride + pn.width, ct + r * ldc);
+                    }
+                }
+            }
+            if (rows_done != nullptr && last_depth) {
+                (*rows_done)(block, block_end);
+            }
+        }
+    }
+}
+
+} // namespace pynn::kernels

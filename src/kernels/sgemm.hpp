@@ -1,0 +1,28 @@
+// pynn's own single-precision GEMM: a register-tiled micro-kernel written with xsimd. It exists
+// because OpenBLAS reaches only 52-62% of one core's FMA peak at the MLP's and CNN's small shapes
+// (64 x 784 x 256 and the like: its packing of both operands costs as much as it saves there),
+// and because cblas has no hook to run an epilogue on rows of c while they are still in cache.
+// Large operands, and float64, stay with BLAS (kernels/gemm.cpp decides).
+#pragma once
+
+#include <cstddef>
+#include <functional>
+
+namespace pynn::kernels {
+
+// Called with rows [begin, end) of c once they are final (all columns, the whole k sum), while
+// they are still in cache: the place for a bias add and an activation.
+using RowsDone = std::function<void(std::size_t begin, std::size_t end)>;
+
+// True when sgemm beats OpenBLAS on this shape: b not transposed, k not tiny, and op(b)
+// (k x n) small enough to stay in a core's L2 cache, where sgemm reads it without packing.
+bool sgemm_suits(bool trans_b, std::size_t m, std::size_t n, std::size_t k);
+
+// Row-major c (m x n, row stride ldc) = op(a) (m x k) @ op(b) (k x n) (+ c when accumulate);
+// op(x) is x or its transpose, lda/ldb are the stored matrices' row strides. Single-threaded;
+// kernels::gemm splits work over the pool.
+void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, const float* a,
+           std::size_t lda, const float* b, std::size_t ldb, float* c, std::size_t ldc,
+           bool accumulate, const RowsDone* rows_done = nullptr);
+
+} // namespace pynn::kernels
