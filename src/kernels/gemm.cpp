@@ -18,7 +18,7 @@ CBLAS_TRANSPOSE flag(bool t) { return t ? CblasTrans : CblasNoTrans; }
 void blas(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a,
           std::size_t lda, const float* b, std::size_t ldb, float* c, std::size_t ldc,
           bool accumulate) {
-    if (Flags::own_gemm() && sgemm_suits(tb, m, n, k)) {
+    if (Flags::own_gemm() && sgemm_suits(ta, tb, m, n, k)) {
         sgemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
         return;
     }

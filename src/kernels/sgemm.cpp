@@ -120,12 +120,13 @@ struct Scratch {
 
 } // namespace
 
-bool sgemm_suits(bool trans_b, std::size_t /*m*/, std::size_t n, std::size_t k) {
-    // Measured against OpenBLAS (bench_kernels): a transposed b costs a scalar transposing pack
-    // here, 1.15-1.3x OpenBLAS's time; with k < 16 loading and storing the c tile dominates
-    // (conv1's k = 9: 1.4x). op(b) is read once per row block, from L2: larger problems go to
-    // BLAS, whose packing into cache-sized blocks pays off there.
-    return !trans_b && k >= 16 && k * n <= std::size_t{384} * 1024;
+bool sgemm_suits(bool trans_a, bool trans_b, std::size_t /*m*/, std::size_t n, std::size_t k) {
+    // Measured against OpenBLAS at the MLP's and CNN's shapes (bench_kernels): not transposed,
+    // 0.75-0.9x its time; a transposed b costs a scalar transposing pack here, 1.15-1.3x; with
+    // k < 16 loading and storing the c tile dominates (conv1's k = 9: 1.4x); a transposed a is
+    // 0.93-0.97x up to k = 64 but 1.04-1.1x at k = 256 (packing it did not help). op(b) is read
+    // once per row block, from L2: larger problems go to BLAS, whose packing pays off there.
+    return !trans_b && k >= 16 && !(trans_a && k > 128) && k * n <= std::size_t{384} * 1024;
 }
 
 void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, const float* a,
