@@ -1,5 +1,7 @@
 // conv2d against a naive direct convolution over random shapes with stride and padding, its
 // gradients (input, weight) and the pooling ops' against finite differences, and shape errors.
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <limits>
 
@@ -34,6 +36,46 @@ TEST_CASE("conv2d matches a direct convolution", "[ops][conv]") {
     kernels::conv2d_reference<double>(x_shape[0], w_shape[0], s, x.data(), w.data(),
                                       expected.data());
     require_close(y.values<double>(), expected, 1e-12);
+}
+
+TEST_CASE("conv2d in float32 (the fast paths) matches float64, gradients included",
+          "[ops][conv]") {
+    // Images wider and narrower than a 16-float vector, paddings 0-2 and a stride of 2, so the
+    // padded stride-1 im2col/col2im (masked runs) and the generic ones are both used.
+    struct Case {
+        Shape x, w;
+        std::size_t stride, pad;
+    };
+    auto [x_shape, w_shape, stride, pad] =
+        GENERATE(Case{{2, 3, 7, 6}, {4, 3, 3, 3}, 1, 1}, Case{{2, 2, 21, 19}, {3, 2, 3, 3}, 1, 2},
+                 Case{{1, 2, 18, 17}, {2, 2, 3, 3}, 1, 0}, Case{{2, 2, 9, 20}, {3, 2, 3, 3}, 2, 1});
+    INFO("x " << to_string(x_shape) << ", w " << to_string(w_shape) << ", stride " << stride
+              << ", padding " << pad);
+    const auto x = random_array(x_shape, 31);
+    const auto w = random_array(w_shape, 32);
+    auto run = [&](DType dtype) {
+        Tensor tx = dtype == DType::Float32 ? Tensor::from_values(testing::shorthands::to_f32(x))
+                                            : Tensor::from_values(x);
+        Tensor tw = dtype == DType::Float32 ? Tensor::from_values(testing::shorthands::to_f32(w))
+                                            : Tensor::from_values(w);
+        tx.set_requires_grad(true);
+        tw.set_requires_grad(true);
+        Tensor y = conv2d(tx, tw, stride, pad);
+        // A non-uniform seed through sum(y * y): the gradients see every output position.
+        sum(y * y).backward();
+        auto as_f64 = [&](const Tensor& t) {
+            return dtype == DType::Float32 ? xt::xarray<double>(xt::cast<double>(t.values<float>()))
+                                           : xt::xarray<double>(t.values<double>());
+        };
+        return std::array<xt::xarray<double>, 3>{as_f64(y), as_f64(tx.grad()), as_f64(tw.grad())};
+    };
+    const auto f32 = run(DType::Float32);
+    const auto f64 = run(DType::Float64);
+    for (std::size_t i = 0; i < 3; ++i) {
+        INFO("output " << i << " (y, grad x, grad w)");
+        const double scale = xt::amax(xt::abs(f64[i]))();
+        REQUIRE(xt::amax(xt::abs(f32[i] - f64[i]))() <= 2e-5 * std::max(scale, 1.0));
+    }
 }
 
 TEST_CASE("conv2d's gradients match finite differences", "[ops][conv]") {
