@@ -14,6 +14,10 @@
 
 #include <xsimd/xsimd.hpp>
 
+#if defined(__AVX512F__)
+#include <immintrin.h> // the transposing pack (xsimd 8 has no transpose)
+#endif
+
 namespace pynn::kernels {
 
 namespace {
@@ -104,6 +108,44 @@ void micro_tile(std::size_t vecs, std::size_t kc, Sliver sl, const float* bp, st
     }
 }
 
+#if defined(__AVX512F__)
+// out[t * ldo + r] = in[r * lda + t] for a 16x16 block: unpack pairs of floats, then of
+// doubles, then shuffle 128-bit lanes twice (the usual in-register transpose).
+inline void transpose16(const float* in, std::size_t lda, float* out, std::size_t ldo) {
+    __m512 r[16];
+    __m512 t[16];
+    for (std::size_t i = 0; i < 16; ++i) {
+        r[i] = _mm512_loadu_ps(in + i * lda);
+    }
+    for (std::size_t i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    auto lo = [](__m512 a, __m512 b) {
+        return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+    };
+    auto hi = [](__m512 a, __m512 b) {
+        return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+    };
+    for (std::size_t i = 0; i < 16; i += 4) {
+        r[i] = lo(t[i], t[i + 2]);
+        r[i + 1] = hi(t[i], t[i + 2]);
+        r[i + 2] = lo(t[i + 1], t[i + 3]);
+        r[i + 3] = hi(t[i + 1], t[i + 3]);
+    }
+    for (std::size_t i = 0; i < 16; i += 8) {
+        for (std::size_t j = 0; j < 4; ++j) {
+            t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0x88);
+            t[i + j + 4] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0xdd);
+        }
+    }
+    for (std::size_t j = 0; j < 8; ++j) {
+        _mm512_storeu_ps(out + j * ldo, _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88));
+        _mm512_storeu_ps(out + (j + 8) * ldo, _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd));
+    }
+}
+#endif
+
 // Where a column panel's b is read from.
 struct Panel {
     std::size_t col = 0;   // first column of c
@@ -113,6 +155,30 @@ struct Panel {
     std::size_t ldb = 0;
 };
 
+// out[p * ldo + x] = b[x * ldb + p] for x < width, p < depth: b's rows become a panel's
+// columns. With AVX-512, 16x16 blocks are transposed in registers (4 rounds of shuffles, a
+// quarter of an instruction per value); the ragged edges, and other targets, go one by one.
+void pack_transposed(const float* b, std::size_t ldb, std::size_t width, std::size_t depth,
+                     float* out, std::size_t ldo) {
+    std::size_t x0 = 0;
+    std::size_t p_done = 0;
+#if defined(__AVX512F__)
+    p_done = depth / 16 * 16;
+    for (; x0 + 16 <= width; x0 += 16) {
+        for (std::size_t p0 = 0; p0 < p_done; p0 += 16) {
+            transpose16(b + x0 * ldb + p0, ldb, out + p0 * ldo + x0, ldo);
+        }
+    }
+#endif
+    for (std::size_t x = 0; x < width; ++x) {
+        const float* row = b + x * ldb;
+        // Blocks done above: columns [0, x0) up to depth p_done.
+        for (std::size_t p = x < x0 ? p_done : 0; p < depth; ++p) {
+            out[p * ldo + x] = row[p];
+        }
+    }
+}
+
 struct Scratch {
     std::vector<float> a;
     std::vector<float> b;
@@ -120,13 +186,15 @@ struct Scratch {
 
 } // namespace
 
-bool sgemm_suits(bool trans_a, bool trans_b, std::size_t /*m*/, std::size_t n, std::size_t k) {
-    // Measured against OpenBLAS at the MLP's and CNN's shapes (bench_kernels): not transposed,
-    // 0.75-0.9x its time; a transposed b costs a scalar transposing pack here, 1.15-1.3x; with
-    // k < 16 loading and storing the c tile dominates (conv1's k = 9: 1.4x); a transposed a is
-    // 0.93-0.97x up to k = 64 but 1.04-1.1x at k = 256 (packing it did not help). op(b) is read
-    // once per row block, from L2: larger problems go to BLAS, whose packing pays off there.
-    return !trans_b && k >= 16 && !(trans_a && k > 128) && k * n <= std::size_t{384} * 1024;
+bool sgemm_suits(bool trans_a, bool /*trans_b*/, std::size_t /*m*/, std::size_t n,
+                 std::size_t k) {
+    // Measured against OpenBLAS at the MLP's and CNN's shapes (bench_kernels, and sgemm
+    // against cblas_sgemm alone): b as stored 0.75-0.9x its time, transposed b (packed by transpose16)
+    // 0.97-1.02x; with k < 16 loading and storing the c tile dominates (conv1's k = 9: 1.5x);
+    // a transposed a is 0.9-0.98x up to k = 64 but 1.04-1.1x at k = 256 (packing it did not
+    // help). op(b) is streamed from L2 once per row block: larger problems go to BLAS, whose
+    // packing into cache-sized blocks pays off there (the CNN's 3136 x 128 is 1.6 MB: 0.76x).
+    return k >= 16 && !(trans_a && k > 128) && k * n <= std::size_t{512} * 1024;
 }
 
 void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, const float* a,
@@ -192,16 +260,11 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
             }
             const std::size_t stride = pn.vecs * W;
             std::fill(next, next + kc * stride, 0.0F);
-            for (std::size_t x = 0; x < pn.width; ++x) {
-                if (trans_b) { // column x of op(b) is row col + x of b
-                    const float* src = b + (pn.col + x) * ldb + pc;
-                    for (std::size_t p = 0; p < kc; ++p) {
-                        next[p * stride + x] = src[p];
-                    }
-                } else {
-                    for (std::size_t p = 0; p < kc; ++p) {
-                        next[p * stride + x] = b[(pc + p) * ldb + pn.col + x];
-                    }
+            if (trans_b) {
+                pack_transposed(b + pn.col * ldb + pc, ldb, pn.width, kc, next, stride);
+            } else {
+                for (std::size_t p = 0; p < kc; ++p) {
+                    std::copy_n(b + (pc + p) * ldb + pn.col, pn.width, next + p * stride);
                 }
             }
             pn.b = next;

@@ -14,9 +14,8 @@ namespace pynn::kernels {
 // they are still in cache: the place for a bias add and an activation.
 using RowsDone = std::function<void(std::size_t begin, std::size_t end)>;
 
-// True when sgemm measured faster than OpenBLAS on such a shape: b not transposed, k neither
-// tiny nor (with a transposed) large, and op(b) (k x n) small enough to stay in a core's L2
-// cache, where sgemm reads it without packing.
+// True when sgemm measured at least as fast as OpenBLAS on such a shape: k neither tiny nor
+// (with a transposed) large, and op(b) (k x n) small enough to stream from a core's L2 cache.
 bool sgemm_suits(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k);
 
 // Row-major c (m x n, row stride ldc) = op(a) (m x k) @ op(b) (k x n) (+ c when accumulate);
