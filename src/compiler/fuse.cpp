@@ -17,6 +17,7 @@
 #include <unordered_set>
 
 #include "kernels/elementwise.hpp"
+#include "kernels/gemm.hpp"
 #include "ops/builder.hpp"
 #include "ops/elementwise_functors.hpp"
 #include "runtime/parallel.hpp"
@@ -237,73 +238,88 @@ public:
 
     void run(const KernelArgs& args) const override {
         const std::size_t n = numel(m_shape);
-        std::vector<T*> outs{args.output<T>()};
-        for (void* p : args.extra_out) {
-            outs.push_back(static_cast<T*>(p));
-        }
+        const std::vector<T*> outs = outputs(args);
         for (const Epilogue& e : m_epilogues) {
             std::fill_n(outs[e.out_index], e.out_numel,
                         e.is_max ? -std::numeric_limits<T>::infinity() : T(0));
         }
-        std::size_t gathers = 0;
-        for (Mode m : m_modes) {
-            gathers += m == Mode::Gather ? 1 : 0;
-        }
-        auto run_tiles = [&](std::size_t first, std::size_t last) { // element range, tile-aligned
-            thread_local std::vector<T> scratch;
-            scratch.resize((m_num_temps + gathers) * kTile);
-            std::vector<const T*> input_at(m_modes.size());
-            std::vector<std::ptrdiff_t> input_inc(m_modes.size());
-            std::array<const T*, 3> src{};
-            std::array<std::ptrdiff_t, 3> inc{};
-            for (std::size_t start = first; start < last; start += kTile) {
-                const std::size_t len = std::min(kTile, last - start);
-                std::size_t g = 0;
-                for (std::size_t k = 0; k < m_modes.size(); ++k) {
-                    const T* base = args.input<T>(k);
-                    switch (m_modes[k]) {
-                    case Mode::Full: input_at[k] = base + start; input_inc[k] = 1; break;
-                    case Mode::Scalar: input_at[k] = base; input_inc[k] = 0; break;
-                    case Mode::Gather: {
-                        T* buf = scratch.data() + (m_num_temps + g++) * kTile;
-                        gather(base, m_strides[k], m_shape, start, len, buf);
-                        input_at[k] = buf;
-                        input_inc[k] = 1;
-                        break;
-                    }
-                    }
-                }
-                auto where = [&](const Ref& r) -> T* {
-                    return r.kind == Ref::Temp ? scratch.data() + r.index * kTile
-                                               : outs[r.index] + start;
-                };
-                for (const Instr& instr : m_program) {
-                    for (std::size_t a = 0; a < instr.args.size(); ++a) { // at most 3 (where)
-                        const Ref& r = instr.args[a];
-                        src[a] = r.kind == Ref::Input ? input_at[r.index] : where(r);
-                        inc[a] = r.kind == Ref::Input ? input_inc[r.index] : 1;
-                    }
-                    instr.fn(where(instr.dst), src.data(), inc.data(), len);
-                }
-                for (const Epilogue& e : m_epilogues) {
-                    const T* v = e.src.kind == Ref::Input ? input_at[e.src.index] : where(e.src);
-                    fold(e, v, start, len, outs[e.out_index]);
-                }
-            }
-        };
         // Large regions without reductions are split over the threads in whole tiles (a
         // reduction epilogue folds tiles in order into one output, so those stay serial).
         const std::size_t tiles = (n + kTile - 1) / kTile;
         if (m_epilogues.empty()) {
             runtime::parallel_ranges(tiles, kParallelTiles, [&](std::size_t a, std::size_t b) {
-                run_tiles(a * kTile, std::min(n, b * kTile));
+                run_tiles(args, outs, a * kTile, std::min(n, b * kTile));
             });
         } else {
-            run_tiles(0, n);
+            run_tiles(args, outs, 0, n);
         }
     }
 
+    // Runs elements [first, last) only, on this thread: a producer fused in front of the
+    // region (GEMM rows, one image of a convolution) hands it each part while in cache.
+    bool runs_in_parts() const override { return m_epilogues.empty(); }
+    void run_part(const KernelArgs& args, std::size_t first, std::size_t last) const override {
+        PYNN_ASSERT(runs_in_parts(), "fused_elementwise: a region with reductions runs whole");
+        run_tiles(args, outputs(args), first, last);
+    }
+
 private:
+    static std::vector<T*> outputs(const KernelArgs& args) {
+        std::vector<T*> outs{args.output<T>()};
+        for (void* p : args.extra_out) {
+            outs.push_back(static_cast<T*>(p));
+        }
+        return outs;
+    }
+
+    void run_tiles(const KernelArgs& args, const std::vector<T*>& outs, std::size_t first,
+                   std::size_t last) const {
+        std::size_t gathers = 0;
+        for (Mode m : m_modes) {
+            gathers += m == Mode::Gather ? 1 : 0;
+        }
+        thread_local std::vector<T> scratch;
+        scratch.resize((m_num_temps + gathers) * kTile);
+        std::vector<const T*> input_at(m_modes.size());
+        std::vector<std::ptrdiff_t> input_inc(m_modes.size());
+        std::array<const T*, 3> src{};
+        std::array<std::ptrdiff_t, 3> inc{};
+        for (std::size_t start = first; start < last; start += kTile) {
+            const std::size_t len = std::min(kTile, last - start);
+            std::size_t g = 0;
+            for (std::size_t k = 0; k < m_modes.size(); ++k) {
+                const T* base = args.input<T>(k);
+                switch (m_modes[k]) {
+                case Mode::Full: input_at[k] = base + start; input_inc[k] = 1; break;
+                case Mode::Scalar: input_at[k] = base; input_inc[k] = 0; break;
+                case Mode::Gather: {
+                    T* buf = scratch.data() + (m_num_temps + g++) * kTile;
+                    gather(base, m_strides[k], m_shape, start, len, buf);
+                    input_at[k] = buf;
+                    input_inc[k] = 1;
+                    break;
+                }
+                }
+            }
+            auto where = [&](const Ref& r) -> T* {
+                return r.kind == Ref::Temp ? scratch.data() + r.index * kTile
+                                           : outs[r.index] + start;
+            };
+            for (const Instr& instr : m_program) {
+                for (std::size_t a = 0; a < instr.args.size(); ++a) { // at most 3 (where)
+                    const Ref& r = instr.args[a];
+                    src[a] = r.kind == Ref::Input ? input_at[r.index] : where(r);
+                    inc[a] = r.kind == Ref::Input ? input_inc[r.index] : 1;
+                }
+                instr.fn(where(instr.dst), src.data(), inc.data(), len);
+            }
+            for (const Epilogue& e : m_epilogues) {
+                const T* v = e.src.kind == Ref::Input ? input_at[e.src.index] : where(e.src);
+                fold(e, v, start, len, outs[e.out_index]);
+            }
+        }
+    }
+
     static void fold(const Epilogue& e, const T* v, std::size_t start, std::size_t len, T* out) {
         if (e.is_max) {
             fold_with(e, v, start, len, out, [](auto a, auto b) { return functors::max(a, b); });
@@ -369,7 +385,8 @@ private:
 
 // A matmul whose result only feeds one fused elementwise region: both run as one kernel, the
 // region (bias add, activation, ...) reading the GEMM's result while it is still in cache, and
-// the result itself never reaching the arena.
+// the result itself never reaching the arena. Without reductions in the region it runs on each
+// block of rows the GEMM finishes (kernels::RowsDone), so the result is read from L1/L2.
 class GemmEpilogue final : public FusedKernel {
 public:
     GemmEpilogue(Matmul matmul, Shape result_shape, DType dtype,
@@ -394,7 +411,6 @@ public:
         const std::size_t bytes = numel(m_result_shape) * dtype_size(m_dtype);
         scratch.resize((bytes + sizeof(double) - 1) / sizeof(double));
         const KernelArgs gemm{m_dtype, args.in.subspan(0, 2), scratch.data(), m_result_shape};
-        m_matmul.forward(gemm);
         std::vector<Operand> operands;
         for (std::size_t k = 0; k < m_region_inputs; ++k) {
             if (k == m_result_input) {
@@ -404,7 +420,19 @@ public:
             }
         }
         const KernelArgs region{args.dtype, operands, args.out, args.out_shape, args.extra_out};
-        m_region->run(region);
+        // Parts line up only when the region walks the result's elements in order (not a
+        // broadcast of it to a larger shape).
+        if (!m_region->runs_in_parts() || numel(args.out_shape) != numel(m_result_shape)) {
+            m_matmul.forward(gemm);
+            m_region->run(region);
+            return;
+        }
+        // The region runs on each block of finished rows while the GEMM is still going.
+        const std::size_t row = m_result_shape.back();
+        const kernels::RowsDone rows_done = [&](std::size_t begin, std::size_t end) {
+            m_region->run_part(region, begin * row, end * row);
+        };
+        m_matmul.forward(gemm, &rows_done);
     }
 
 private:

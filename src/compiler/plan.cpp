@@ -3,10 +3,16 @@
 
 #include <sstream>
 
+#include "ops/builder.hpp" // PYNN_ASSERT
+
 namespace pynn::compiler {
 
 std::string Step::name() const {
     return fused ? fused->name() : std::string(op_name(op));
+}
+
+void FusedKernel::run_part(const KernelArgs&, std::size_t, std::size_t) const {
+    PYNN_ASSERT(false, name(), ": runs whole, not in parts");
 }
 
 void Step::run(const KernelArgs& args) const {

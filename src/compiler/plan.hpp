@@ -32,6 +32,12 @@ public:
     virtual void run(const KernelArgs& args) const = 0;
     virtual std::string name() const = 0;                // e.g. "fused_elementwise"
     virtual std::vector<std::string> ops() const = 0;    // the primitive ops it runs
+    // Whether run_part may compute parts of the output on their own (true for elementwise
+    // regions that fold no reduction across elements); a producer fused in front of it then
+    // hands it each part of its input while that part is in cache.
+    virtual bool runs_in_parts() const { return false; }
+    // Elements [first, last) of the output, on the calling thread.
+    virtual void run_part(const KernelArgs& args, std::size_t first, std::size_t last) const;
 };
 
 struct Step {

@@ -6,13 +6,10 @@
 #pragma once
 
 #include <cstddef>
-#include <functional>
+
+#include "kernels/gemm.hpp" // RowsDone
 
 namespace pynn::kernels {
-
-// Called with rows [begin, end) of c once they are final (all columns, the whole k sum), while
-// they are still in cache: the place for a bias add and an activation.
-using RowsDone = std::function<void(std::size_t begin, std::size_t end)>;
 
 // True when sgemm measured at least as fast as OpenBLAS on such a shape: k neither tiny nor
 // (with a transposed) large, and op(b) (k x n) small enough to stream from a core's L2 cache.

@@ -3,6 +3,7 @@
 #include "ops/matmul.hpp"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/gemm.hpp"
 #include "kernels/strided.hpp"
@@ -73,7 +74,8 @@ std::string Matmul::attributes() const {
     return s;
 }
 
-void Matmul::forward(const KernelArgs& args) const {
+void Matmul::forward(const KernelArgs& args, const kernels::RowsDone* rows_done) const {
+    static_assert(std::is_same_v<kernels::RowsDone, std::function<void(std::size_t, std::size_t)>>);
     dispatch_dtype(args.dtype, [&]<class T>() {
         const Shape& sa = args.in_shape(0);
         const Shape& sb = args.in_shape(1);
@@ -86,7 +88,7 @@ void Matmul::forward(const KernelArgs& args) const {
         T* c = args.output<T>();
         Shape batch = batch_of(so);
         if (batch.empty()) {
-            kernels::gemm<T>(trans_a, trans_b, m, n, k, a, b, c);
+            kernels::gemm<T>(trans_a, trans_b, m, n, k, a, b, c, false, rows_done);
             return;
         }
         // Walk the batch axes with each operand's matrix-sized strides (0 where broadcast).
@@ -110,6 +112,9 @@ void Matmul::forward(const KernelArgs& args) const {
                                                           c + off[0] + i * inc[0]);
                                      }
                                  });
+        if (rows_done != nullptr) { // batched: the whole output at once
+            (*rows_done)(0, numel(so) / n);
+        }
     });
 }
 

@@ -3,6 +3,8 @@
 // simplifier) hand a transposed operand to BLAS instead of materialising the transpose.
 #pragma once
 
+#include <functional>
+
 #include "ops/op_base.hpp"
 
 namespace pynn {
@@ -12,7 +14,11 @@ struct Matmul {
     bool trans_a = false; // use a's last two axes swapped
     bool trans_b = false;
     std::string attributes() const;
-    void forward(const KernelArgs& args) const;
+    void forward(const KernelArgs& args) const { forward(args, nullptr); }
+    // rows_done (may be null) is called on rows [begin, end) of the (batch-flattened) output
+    // once they are final (kernels::RowsDone).
+    void forward(const KernelArgs& args,
+                 const std::function<void(std::size_t, std::size_t)>* rows_done) const;
     std::vector<Tensor> backward(const GradArgs& args) const;
 };
 

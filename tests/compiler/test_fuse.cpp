@@ -1,9 +1,11 @@
 // The fusion pass: fused results equal unfused ones on 1000 random DAGs (values and gradients,
 // float64 and float32), kernel counts shrink, and the plan explains what it did not fuse.
+#include <array>
 #include <random>
 
 #include <catch2/catch.hpp>
 
+#include "ops/matmul.hpp"
 #include "support/gradcheck.hpp"
 
 using namespace pynn;
@@ -163,6 +165,51 @@ TEST_CASE("an elementwise chain becomes one kernel", "[compiler][fuse]") {
     CHECK(fused_kernels == 1);
     CHECK(unfused_kernels == 7);
     pynn::testing::require_close(fused_values, unfused_values, 1e-6);
+}
+
+TEST_CASE("a GEMM epilogue run on blocks of finished rows equals the unfused result",
+          "[compiler][fuse]") {
+    // Tall enough for many row blocks of pynn's GEMM, and large enough (> 4 MFLOP) to be split
+    // over 3 threads by rows; both transpose flags, and a region reading the result through a reshape (absorbed as a flat
+    // read, so the parts still line up).
+    const int saved_threads = Flags::num_threads();
+    for (const int threads : {1, 3}) {
+        Flags::set_num_threads(threads);
+        for (const bool trans_a : {false, true}) {
+            for (const bool trans_b : {false, true}) {
+                INFO("threads " << threads << ", trans_a " << trans_a << ", trans_b " << trans_b);
+                const std::size_t m = 300, n = 70, k = 120;
+                manual_seed(5);
+                Tensor a = trans_a ? Tensor::randn({k, m}) : Tensor::randn({m, k});
+                Tensor b = trans_b ? Tensor::randn({n, k}) : Tensor::randn({k, n});
+                Tensor bias = Tensor::randn({n});
+                auto build = [&] {
+                    Tensor h = matmul_t(a, b, trans_a, trans_b);
+                    return std::array<Tensor, 2>{
+                        relu(h + bias) * 0.5,
+                        tanh(reshape(matmul_t(a, b, trans_a, trans_b), {m * n / 10, 10}))};
+                };
+                // Each output its own plan (CSE would merge the two matmuls otherwise).
+                auto values = [&](bool fusion, std::size_t which, const char* expect) {
+                    FusionScope scope(fusion);
+                    Tensor y = build()[which];
+                    ComputeGraph g({y});
+                    g.run();
+                    if (fusion) {
+                        CHECK_THAT(g.to_string(), Catch::Contains(expect));
+                    }
+                    return xt::xarray<float>(y.values<float>());
+                };
+                const auto f0 = values(true, 0, "gemm_epilogue[matmul add relu mul]");
+                const auto u0 = values(false, 0, "");
+                const auto f1 = values(true, 1, "gemm_epilogue[matmul tanh]");
+                const auto u1 = values(false, 1, "");
+                pynn::testing::require_close(f0, u0, 1e-6);
+                pynn::testing::require_close(f1, u1, 1e-6);
+            }
+        }
+    }
+    Flags::set_num_threads(saved_threads);
 }
 
 TEST_CASE("the plan says why neighbouring kernels were not fused", "[compiler][fuse]") {
