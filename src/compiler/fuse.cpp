@@ -218,9 +218,11 @@ public:
             } else {
                 m_modes.push_back(Mode::Gather);
             }
-            m_strides.push_back(m_modes.back() == Mode::Gather
-                                    ? kernels::broadcast_strides(s, m_shape)
-                                    : kernels::Strides{});
+            GatherView view;
+            if (m_modes.back() == Mode::Gather) {
+                view = collapse(m_shape, kernels::broadcast_strides(s, m_shape));
+            }
+            m_gathers.push_back(std::move(view));
         }
     }
 
@@ -258,9 +260,12 @@ public:
     // Runs elements [first, last) only, on this thread: a producer fused in front of the
     // region (GEMM rows, one image of a convolution) hands it each part while in cache.
     bool runs_in_parts() const override { return m_epilogues.empty(); }
-    void run_part(const KernelArgs& args, std::size_t first, std::size_t last) const override {
+    void run_part(const KernelArgs& args, std::size_t first, std::size_t last,
+                  const PartInput* local) const override {
         PYNN_ASSERT(runs_in_parts(), "fused_elementwise: a region with reductions runs whole");
-        run_tiles(args, outputs(args), first, last);
+        PYNN_ASSERT(local == nullptr || m_modes[local->input] == Mode::Full,
+                    "fused_elementwise: a part's own input must be read element by element");
+        run_tiles(args, outputs(args), first, last, local);
     }
 
 private:
@@ -273,7 +278,7 @@ private:
     }
 
     void run_tiles(const KernelArgs& args, const std::vector<T*>& outs, std::size_t first,
-                   std::size_t last) const {
+                   std::size_t last, const PartInput* local = nullptr) const {
         std::size_t gathers = 0;
         for (Mode m : m_modes) {
             gathers += m == Mode::Gather ? 1 : 0;
@@ -290,11 +295,16 @@ private:
             for (std::size_t k = 0; k < m_modes.size(); ++k) {
                 const T* base = args.input<T>(k);
                 switch (m_modes[k]) {
-                case Mode::Full: input_at[k] = base + start; input_inc[k] = 1; break;
+                case Mode::Full:
+                    input_at[k] = local != nullptr && local->input == k
+                                      ? static_cast<const T*>(local->data) + (start - first)
+                                      : base + start;
+                    input_inc[k] = 1;
+                    break;
                 case Mode::Scalar: input_at[k] = base; input_inc[k] = 0; break;
                 case Mode::Gather: {
                     T* buf = scratch.data() + (m_num_temps + g++) * kTile;
-                    gather(base, m_strides[k], m_shape, start, len, buf);
+                    gather(base, m_gathers[k].strides, m_gathers[k].shape, start, len, buf);
                     input_at[k] = buf;
                     input_inc[k] = 1;
                     break;
@@ -380,37 +390,71 @@ private:
     std::size_t m_num_temps;
     std::vector<Epilogue> m_epilogues;
     std::vector<Mode> m_modes;
-    std::vector<kernels::Strides> m_strides;
+    // A gathered input's shape and strides with mergeable axes merged: a bias of (C, 1, 1) read
+    // over (N, C, H, W) copies runs of H*W values, not of W (14 for the CNN's second layer).
+    struct GatherView {
+        Shape shape;
+        kernels::Strides strides;
+    };
+    static GatherView collapse(const Shape& shape, const kernels::Strides& strides) {
+        GatherView v;
+        for (std::size_t d = 0; d < shape.size(); ++d) {
+            const bool merges = !v.shape.empty() &&
+                                v.strides.back() ==
+                                    strides[d] * static_cast<std::ptrdiff_t>(shape[d]);
+            if (merges) {
+                v.shape.back() *= shape[d];
+                v.strides.back() = strides[d];
+            } else {
+                v.shape.push_back(shape[d]);
+                v.strides.push_back(strides[d]);
+            }
+        }
+        return v;
+    }
+    std::vector<GatherView> m_gathers;
 };
 
-// A matmul whose result only feeds one fused elementwise region: both run as one kernel, the
-// region (bias add, activation, ...) reading the GEMM's result while it is still in cache, and
-// the result itself never reaching the arena. Without reductions in the region it runs on each
-// block of rows the GEMM finishes (kernels::RowsDone), so the result is read from L1/L2.
-class GemmEpilogue final : public FusedKernel {
+// A matmul or convolution whose result only feeds one fused elementwise region: both run as one
+// kernel, the region (bias add, activation, ...) reading the result while it is still in cache,
+// and the result itself never reaching the arena. Without reductions in the region it runs on
+// each part the producer finishes (GEMM: a block of rows, kernels::RowsDone; convolution: an
+// image), so the result is read from L1/L2 instead of memory.
+class ProducerEpilogue final : public FusedKernel {
 public:
-    GemmEpilogue(Matmul matmul, Shape result_shape, DType dtype,
-                 std::shared_ptr<const FusedKernel> region, std::size_t result_input,
-                 std::size_t region_inputs)
-        : m_matmul(matmul), m_result_shape(std::move(result_shape)), m_dtype(dtype),
-          m_region(std::move(region)), m_result_input(result_input),
+    using Producer = std::variant<Matmul, Conv2d>;
+    ProducerEpilogue(Producer producer, Shape result_shape, DType dtype,
+                     std::shared_ptr<const FusedKernel> region, std::size_t result_input,
+                     std::size_t region_inputs)
+        : m_producer(std::move(producer)), m_result_shape(std::move(result_shape)),
+          m_dtype(dtype), m_region(std::move(region)), m_result_input(result_input),
           m_region_inputs(region_inputs) {}
 
-    std::string name() const override { return "gemm_epilogue"; }
+    std::string name() const override {
+        return std::holds_alternative<Matmul>(m_producer) ? "gemm_epilogue" : "conv2d_epilogue";
+    }
     std::vector<std::string> ops() const override {
-        std::vector<std::string> names{"matmul"};
+        std::vector<std::string> names{std::holds_alternative<Matmul>(m_producer)
+                                           ? std::string(Matmul::name)
+                                           : std::string(Conv2d::name)};
         for (std::string& n : m_region->ops()) {
             names.push_back(std::move(n));
         }
         return names;
     }
 
-    // args.in: the matmul's two operands, then the region's inputs without the GEMM result.
+    // args.in: the producer's two operands, then the region's inputs without its result.
     void run(const KernelArgs& args) const override {
+        // Parts line up only when the region walks the result's elements in order (not a
+        // broadcast of it to a larger shape).
+        const bool in_parts =
+            m_region->runs_in_parts() && numel(args.out_shape) == numel(m_result_shape);
+        const bool by_image = in_parts && std::holds_alternative<Conv2d>(m_producer);
+        // The full-size result, except for a convolution run by image (see below).
         thread_local std::vector<double> scratch; // double: aligned for either dtype
         const std::size_t bytes = numel(m_result_shape) * dtype_size(m_dtype);
-        scratch.resize((bytes + sizeof(double) - 1) / sizeof(double));
-        const KernelArgs gemm{m_dtype, args.in.subspan(0, 2), scratch.data(), m_result_shape};
+        scratch.resize(by_image ? 0 : (bytes + sizeof(double) - 1) / sizeof(double));
+        const KernelArgs produce{m_dtype, args.in.subspan(0, 2), scratch.data(), m_result_shape};
         std::vector<Operand> operands;
         for (std::size_t k = 0; k < m_region_inputs; ++k) {
             if (k == m_result_input) {
@@ -420,23 +464,39 @@ public:
             }
         }
         const KernelArgs region{args.dtype, operands, args.out, args.out_shape, args.extra_out};
-        // Parts line up only when the region walks the result's elements in order (not a
-        // broadcast of it to a larger shape).
-        if (!m_region->runs_in_parts() || numel(args.out_shape) != numel(m_result_shape)) {
-            m_matmul.forward(gemm);
+        if (!in_parts) {
+            std::visit([&](const auto& p) { p.forward(produce); }, m_producer);
             m_region->run(region);
             return;
         }
-        // The region runs on each block of finished rows while the GEMM is still going.
-        const std::size_t row = m_result_shape.back();
-        const kernels::RowsDone rows_done = [&](std::size_t begin, std::size_t end) {
-            m_region->run_part(region, begin * row, end * row);
+        if (const auto* matmul = std::get_if<Matmul>(&m_producer)) {
+            // Parts: blocks of rows of the GEMM's result, in the full-size scratch.
+            const std::size_t row = m_result_shape.back();
+            const kernels::RowsDone done = [&](std::size_t begin, std::size_t end) {
+                m_region->run_part(region, begin * row, end * row);
+            };
+            matmul->forward(produce, &done);
+            return;
+        }
+        // Parts: images. Each goes to its thread's image-sized buffer, which stays in cache from
+        // one image to the next; the full-size result is never written.
+        const std::size_t image = numel(m_result_shape) / m_result_shape.front();
+        const std::size_t image_bytes = image * dtype_size(m_dtype);
+        Conv2d::ImageSink sink;
+        sink.out = [image_bytes](std::size_t) -> void* {
+            thread_local std::vector<double> buffer;
+            buffer.resize((image_bytes + sizeof(double) - 1) / sizeof(double));
+            return buffer.data();
         };
-        m_matmul.forward(gemm, &rows_done);
+        sink.done = [&](std::size_t n, const void* data) {
+            const PartInput local{m_result_input, data};
+            m_region->run_part(region, n * image, (n + 1) * image, &local);
+        };
+        std::get<Conv2d>(m_producer).forward(produce, &sink);
     }
 
 private:
-    Matmul m_matmul;
+    Producer m_producer;
     Shape m_result_shape;
     DType m_dtype;
     std::shared_ptr<const FusedKernel> m_region;
@@ -761,7 +821,8 @@ void fuse(Plan& plan) {
         }
     }
 
-    // 5. GEMM epilogues: a matmul right before a region that is the only reader of its result.
+    // 5. Producer epilogues: a matmul or conv2d right before a region that is the only reader
+    //    of its result.
     std::vector<Step> merged;
     for (std::size_t i = 0; i < steps.size(); ++i) {
         Step& cur = steps[i];
@@ -777,7 +838,9 @@ void fuse(Plan& plan) {
             readers_of_result +=
                 std::count(s.inputs.begin(), s.inputs.end(), result) > 0 ? 1 : 0;
         }
-        if (prev.fused || !std::holds_alternative<Matmul>(prev.op) || at == cur.inputs.end() ||
+        const bool producer =
+            std::holds_alternative<Matmul>(prev.op) || std::holds_alternative<Conv2d>(prev.op);
+        if (prev.fused || !producer || at == cur.inputs.end() ||
             kept[result] || readers_of_result != 1 ||
             std::count(cur.inputs.begin(), cur.inputs.end(), result) != 1) {
             merged.push_back(std::move(cur));
@@ -794,9 +857,15 @@ void fuse(Plan& plan) {
         }
         step.output = cur.output;
         step.extra_outputs = cur.extra_outputs;
-        step.fused = std::make_shared<GemmEpilogue>(
-            std::get<Matmul>(prev.op), plan.buffers[result].shape, plan.buffers[result].dtype,
-            cur.fused, position, cur.inputs.size());
+        ProducerEpilogue::Producer made;
+        if (std::holds_alternative<Matmul>(prev.op)) {
+            made = std::get<Matmul>(prev.op);
+        } else {
+            made = std::get<Conv2d>(prev.op);
+        }
+        step.fused = std::make_shared<ProducerEpilogue>(made, plan.buffers[result].shape,
+                                                        plan.buffers[result].dtype, cur.fused,
+                                                        position, cur.inputs.size());
         merged.back() = std::move(step);
     }
     plan.steps = std::move(merged);
@@ -814,7 +883,8 @@ void explain_boundaries(Plan& plan) {
         // A GEMM epilogue ends in an elementwise region, so only a shape or dtype change or a
         // non-elementwise neighbour keeps what follows out of it.
         auto elementwise_like = [](const Step& x) {
-            return is_fusable(x) || (x.fused && x.fused->name() == "gemm_epilogue");
+            return is_fusable(x) || (x.fused && (x.fused->name() == "gemm_epilogue" ||
+                                                 x.fused->name() == "conv2d_epilogue"));
         };
         const bool prev_reduces =
             prev.fused && !prev.fused->ops().empty() &&

@@ -11,7 +11,7 @@ std::string Step::name() const {
     return fused ? fused->name() : std::string(op_name(op));
 }
 
-void FusedKernel::run_part(const KernelArgs&, std::size_t, std::size_t) const {
+void FusedKernel::run_part(const KernelArgs&, std::size_t, std::size_t, const PartInput*) const {
     PYNN_ASSERT(false, name(), ": runs whole, not in parts");
 }
 

@@ -36,8 +36,15 @@ public:
     // regions that fold no reduction across elements); a producer fused in front of it then
     // hands it each part of its input while that part is in cache.
     virtual bool runs_in_parts() const { return false; }
-    // Elements [first, last) of the output, on the calling thread.
-    virtual void run_part(const KernelArgs& args, std::size_t first, std::size_t last) const;
+    // Elements [first, last) of the output, on the calling thread. With `local`, input
+    // local->input is read from local->data, which holds just those elements (a producer's
+    // per-thread buffer for one part).
+    struct PartInput {
+        std::size_t input;
+        const void* data;
+    };
+    virtual void run_part(const KernelArgs& args, std::size_t first, std::size_t last,
+                          const PartInput* local = nullptr) const;
 };
 
 struct Step {

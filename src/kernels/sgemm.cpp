@@ -190,11 +190,12 @@ bool sgemm_suits(bool trans_a, bool /*trans_b*/, std::size_t /*m*/, std::size_t 
                  std::size_t k) {
     // Measured against OpenBLAS at the MLP's and CNN's shapes (bench_kernels, and sgemm
     // against cblas_sgemm alone): b as stored 0.75-0.9x its time, transposed b (packed by transpose16)
-    // 0.97-1.02x; with k < 16 loading and storing the c tile dominates (conv1's k = 9: 1.5x);
+    // 0.97-1.02x; with k < 16 loading and storing the c tile dominates (conv1's k = 9: 1.5x),
+    // and with n < 16 most of each register tile is padding (conv1's weight gradient: 2.9x);
     // a transposed a is 0.9-0.98x up to k = 64 but 1.04-1.1x at k = 256 (packing it did not
     // help). op(b) is streamed from L2 once per row block: larger problems go to BLAS, whose
     // packing into cache-sized blocks pays off there (the CNN's 3136 x 128 is 1.6 MB: 0.76x).
-    return k >= 16 && !(trans_a && k > 128) && k * n <= std::size_t{512} * 1024;
+    return k >= 16 && n >= 16 && !(trans_a && k > 128) && k * n <= std::size_t{512} * 1024;
 }
 
 void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, const float* a,

@@ -78,7 +78,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, std::size_t stride, std::size_t 
     return make_tensor(Conv2d{geo}, {x, w}, {x.shape()[0], w.shape()[0], s.oh, s.ow}, x.dtype());
 }
 std::string Conv2d::attributes() const { return geo_string(geo.stride, geo.padding); }
-void Conv2d::forward(const KernelArgs& args) const {
+void Conv2d::forward(const KernelArgs& args, const ImageSink* sink) const {
     dispatch_dtype(args.dtype, [&]<class T>() {
         const Shape& xs = args.in_shape(0);
         const Shape& ws = args.in_shape(1);
@@ -90,8 +90,12 @@ void Conv2d::forward(const KernelArgs& args) const {
         runtime::parallel_for(xs[0], [&](std::size_t n) {
             T* cols = scratch<T>(ckk * plane);
             kernels::im2col<T>(s, args.input<T>(0) + n * s.c * s.h * s.w, cols);
-            kernels::gemm<T>(false, false, o, plane, ckk, args.input<T>(1), cols,
-                             args.output<T>() + n * o * plane);
+            T* image = sink != nullptr ? static_cast<T*>(sink->out(n))
+                                       : args.output<T>() + n * o * plane;
+            kernels::gemm<T>(false, false, o, plane, ckk, args.input<T>(1), cols, image);
+            if (sink != nullptr) {
+                sink->done(n, image);
+            }
         });
     });
 }

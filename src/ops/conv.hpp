@@ -3,6 +3,8 @@
 // im2col + GEMM). Pooling has its own forward and gradient kernels.
 #pragma once
 
+#include <functional>
+
 #include "ops/op_base.hpp"
 
 namespace pynn {
@@ -17,7 +19,15 @@ struct Conv2d {
     static constexpr std::string_view name = "conv2d";
     Conv2dGeometry geo;
     std::string attributes() const;
-    void forward(const KernelArgs& args) const;
+    void forward(const KernelArgs& args) const { forward(args, nullptr); }
+    // A fused epilogue's hook (compiler/fuse.cpp): image n's output is written to out(n)
+    // instead of the output tensor, then done(n, that buffer) runs, on the same thread, while
+    // the image is in cache.
+    struct ImageSink {
+        std::function<void*(std::size_t n)> out;
+        std::function<void(std::size_t n, const void* image)> done;
+    };
+    void forward(const KernelArgs& args, const ImageSink* sink) const;
     std::vector<Tensor> backward(const GradArgs& args) const;
 };
 

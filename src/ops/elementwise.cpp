@@ -177,7 +177,10 @@ std::vector<Tensor> Sigmoid::backward(const GradArgs& g) const {
 Tensor relu(const Tensor& x) { return unary<Relu>(x); }
 void Relu::forward(const KernelArgs& args) const { run_map<functors::ReluF, 1>(args, {}); }
 std::vector<Tensor> Relu::backward(const GradArgs& g) const {
-    return {g.grad_out * gt(g.inputs[0], scalar_like(0.0, g.inputs[0]))};
+    // y > 0 exactly where x > 0. Reading the output, which the next layer keeps anyway (a
+    // max-pool's backward reads it), spares keeping the pre-activation too: for a conv layer
+    // that is one activation-sized tensor less to write and hold.
+    return {g.grad_out * gt(g.output, scalar_like(0.0, g.output))};
 }
 
 Tensor leaky_relu(const Tensor& x, double negative_slope) {

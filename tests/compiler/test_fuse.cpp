@@ -212,6 +212,37 @@ TEST_CASE("a GEMM epilogue run on blocks of finished rows equals the unfused res
     Flags::set_num_threads(saved_threads);
 }
 
+TEST_CASE("a conv2d epilogue run image by image equals the unfused result", "[compiler][fuse]") {
+    // bias + relu run on each image as the convolution finishes it (its own thread's buffer);
+    // a region reading the result broadcast to a larger shape cannot, and runs whole.
+    const int saved_threads = Flags::num_threads();
+    for (const int threads : {1, 3}) {
+        Flags::set_num_threads(threads);
+        INFO("threads " << threads);
+        manual_seed(9);
+        Tensor x = Tensor::randn({5, 3, 9, 8});
+        Tensor w = Tensor::randn({4, 3, 3, 3});
+        Tensor b = Tensor::randn({4});
+        auto values = [&](bool fusion, int which, const char* expect) {
+            FusionScope scope(fusion);
+            Tensor h = conv2d(x, w, 1, 1);
+            Tensor y = which == 0 ? relu(h + reshape(b, {4, 1, 1}))
+                                  : exp(broadcast_to(h, {2, 5, 4, 9, 8}) * 0.1);
+            ComputeGraph g({y});
+            g.run();
+            if (fusion) {
+                CHECK_THAT(g.to_string(), Catch::Contains(expect));
+            }
+            return xt::xarray<float>(y.values<float>());
+        };
+        pynn::testing::require_close(values(true, 0, "conv2d_epilogue[conv2d add relu]"),
+                                     values(false, 0, ""), 1e-6);
+        pynn::testing::require_close(values(true, 1, "conv2d_epilogue[conv2d mul exp] -> b6 (2, 5, 4, 9, 8)"),
+                                     values(false, 1, ""), 1e-6);
+    }
+    Flags::set_num_threads(saved_threads);
+}
+
 TEST_CASE("the plan says why neighbouring kernels were not fused", "[compiler][fuse]") {
     FusionScope on(true);
     Tensor x = Tensor::randn({8, 5});
