@@ -415,14 +415,14 @@ private:
     std::vector<GatherView> m_gathers;
 };
 
-// A matmul or convolution whose result only feeds one fused elementwise region: both run as one
-// kernel, the region (bias add, activation, ...) reading the result while it is still in cache,
+// A matmul, convolution or max-pool gradient whose result only feeds one fused elementwise
+// region: both run as one kernel, the region (bias add, activation, ...) reading the result while it is still in cache,
 // and the result itself never reaching the arena. Without reductions in the region it runs on
 // each part the producer finishes (GEMM: a block of rows, kernels::RowsDone; convolution: an
 // image), so the result is read from L1/L2 instead of memory.
 class ProducerEpilogue final : public FusedKernel {
 public:
-    using Producer = std::variant<Matmul, Conv2d>;
+    using Producer = std::variant<Matmul, Conv2d, MaxPool2dGrad>;
     ProducerEpilogue(Producer producer, Shape result_shape, DType dtype,
                      std::shared_ptr<const FusedKernel> region, std::size_t result_input,
                      std::size_t region_inputs)
@@ -431,16 +431,19 @@ public:
           m_region_inputs(region_inputs) {}
 
     std::string name() const override {
-        return std::holds_alternative<Matmul>(m_producer) ? "gemm_epilogue" : "conv2d_epilogue";
+        return std::holds_alternative<Matmul>(m_producer) ? "gemm_epilogue"
+                                                          : producer_name() + "_epilogue";
     }
     std::vector<std::string> ops() const override {
-        std::vector<std::string> names{std::holds_alternative<Matmul>(m_producer)
-                                           ? std::string(Matmul::name)
-                                           : std::string(Conv2d::name)};
+        std::vector<std::string> names{producer_name()};
         for (std::string& n : m_region->ops()) {
             names.push_back(std::move(n));
         }
         return names;
+    }
+
+    std::string producer_name() const {
+        return std::visit([](const auto& p) { return std::string(p.name); }, m_producer);
     }
 
     // args.in: the producer's two operands, then the region's inputs without its result.
@@ -449,8 +452,8 @@ public:
         // broadcast of it to a larger shape).
         const bool in_parts =
             m_region->runs_in_parts() && numel(args.out_shape) == numel(m_result_shape);
-        const bool by_image = in_parts && std::holds_alternative<Conv2d>(m_producer);
-        // The full-size result, except for a convolution run by image (see below).
+        const bool by_image = in_parts && !std::holds_alternative<Matmul>(m_producer);
+        // The full-size result, except when run through a PartSink (see below).
         thread_local std::vector<double> scratch; // double: aligned for either dtype
         const std::size_t bytes = numel(m_result_shape) * dtype_size(m_dtype);
         scratch.resize(by_image ? 0 : (bytes + sizeof(double) - 1) / sizeof(double));
@@ -478,21 +481,31 @@ public:
             matmul->forward(produce, &done);
             return;
         }
-        // Parts: images. Each goes to its thread's image-sized buffer, which stays in cache from
-        // one image to the next; the full-size result is never written.
-        const std::size_t image = numel(m_result_shape) / m_result_shape.front();
-        const std::size_t image_bytes = image * dtype_size(m_dtype);
-        Conv2d::ImageSink sink;
-        sink.out = [image_bytes](std::size_t) -> void* {
+        // Parts: images (conv2d) or blocks of planes (max_pool2d_grad). Each goes to its
+        // thread's part-sized buffer, which stays in cache from one part to the next; the
+        // full-size result is never written.
+        const std::size_t units = std::holds_alternative<Conv2d>(m_producer)
+                                      ? m_result_shape[0]
+                                      : m_result_shape[0] * m_result_shape[1];
+        const std::size_t unit = numel(m_result_shape) / units;
+        const std::size_t unit_bytes = unit * dtype_size(m_dtype);
+        PartSink sink;
+        sink.out = [unit_bytes](std::size_t begin, std::size_t end) -> void* {
             thread_local std::vector<double> buffer;
-            buffer.resize((image_bytes + sizeof(double) - 1) / sizeof(double));
+            buffer.resize(((end - begin) * unit_bytes + sizeof(double) - 1) / sizeof(double));
             return buffer.data();
         };
-        sink.done = [&](std::size_t n, const void* data) {
+        sink.done = [&](std::size_t begin, std::size_t end, const void* data) {
             const PartInput local{m_result_input, data};
-            m_region->run_part(region, n * image, (n + 1) * image, &local);
+            m_region->run_part(region, begin * unit, end * unit, &local);
         };
-        std::get<Conv2d>(m_producer).forward(produce, &sink);
+        std::visit(
+            [&](const auto& p) {
+                if constexpr (!std::is_same_v<std::decay_t<decltype(p)>, Matmul>) {
+                    p.forward(produce, &sink);
+                }
+            },
+            m_producer);
     }
 
 private:
@@ -821,8 +834,8 @@ void fuse(Plan& plan) {
         }
     }
 
-    // 5. Producer epilogues: a matmul or conv2d right before a region that is the only reader
-    //    of its result.
+    // 5. Producer epilogues: a matmul, conv2d or max_pool2d_grad right before a region that is
+    //    the only reader of its result.
     std::vector<Step> merged;
     for (std::size_t i = 0; i < steps.size(); ++i) {
         Step& cur = steps[i];
@@ -838,8 +851,9 @@ void fuse(Plan& plan) {
             readers_of_result +=
                 std::count(s.inputs.begin(), s.inputs.end(), result) > 0 ? 1 : 0;
         }
-        const bool producer =
-            std::holds_alternative<Matmul>(prev.op) || std::holds_alternative<Conv2d>(prev.op);
+        const bool producer = std::holds_alternative<Matmul>(prev.op) ||
+                              std::holds_alternative<Conv2d>(prev.op) ||
+                              std::holds_alternative<MaxPool2dGrad>(prev.op);
         if (prev.fused || !producer || at == cur.inputs.end() ||
             kept[result] || readers_of_result != 1 ||
             std::count(cur.inputs.begin(), cur.inputs.end(), result) != 1) {
@@ -860,8 +874,10 @@ void fuse(Plan& plan) {
         ProducerEpilogue::Producer made;
         if (std::holds_alternative<Matmul>(prev.op)) {
             made = std::get<Matmul>(prev.op);
-        } else {
+        } else if (std::holds_alternative<Conv2d>(prev.op)) {
             made = std::get<Conv2d>(prev.op);
+        } else {
+            made = std::get<MaxPool2dGrad>(prev.op);
         }
         step.fused = std::make_shared<ProducerEpilogue>(made, plan.buffers[result].shape,
                                                         plan.buffers[result].dtype, cur.fused,
@@ -883,8 +899,9 @@ void explain_boundaries(Plan& plan) {
         // A GEMM epilogue ends in an elementwise region, so only a shape or dtype change or a
         // non-elementwise neighbour keeps what follows out of it.
         auto elementwise_like = [](const Step& x) {
-            return is_fusable(x) || (x.fused && (x.fused->name() == "gemm_epilogue" ||
-                                                 x.fused->name() == "conv2d_epilogue"));
+            return is_fusable(x) ||
+                   (x.fused && x.fused->name() != "fused_elementwise" &&
+                    x.fused->name().ends_with("_epilogue"));
         };
         const bool prev_reduces =
             prev.fused && !prev.fused->ops().empty() &&

@@ -78,7 +78,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, std::size_t stride, std::size_t 
     return make_tensor(Conv2d{geo}, {x, w}, {x.shape()[0], w.shape()[0], s.oh, s.ow}, x.dtype());
 }
 std::string Conv2d::attributes() const { return geo_string(geo.stride, geo.padding); }
-void Conv2d::forward(const KernelArgs& args, const ImageSink* sink) const {
+void Conv2d::forward(const KernelArgs& args, const PartSink* sink) const {
     dispatch_dtype(args.dtype, [&]<class T>() {
         const Shape& xs = args.in_shape(0);
         const Shape& ws = args.in_shape(1);
@@ -90,11 +90,11 @@ void Conv2d::forward(const KernelArgs& args, const ImageSink* sink) const {
         runtime::parallel_for(xs[0], [&](std::size_t n) {
             T* cols = scratch<T>(ckk * plane);
             kernels::im2col<T>(s, args.input<T>(0) + n * s.c * s.h * s.w, cols);
-            T* image = sink != nullptr ? static_cast<T*>(sink->out(n))
+            T* image = sink != nullptr ? static_cast<T*>(sink->out(n, n + 1))
                                        : args.output<T>() + n * o * plane;
             kernels::gemm<T>(false, false, o, plane, ckk, args.input<T>(1), cols, image);
             if (sink != nullptr) {
-                sink->done(n, image);
+                sink->done(n, n + 1, image);
             }
         });
     });
@@ -317,21 +317,34 @@ std::vector<Tensor> MaxPool2d::backward(const GradArgs& g) const {
 }
 
 std::string MaxPool2dGrad::attributes() const { return pool_string(geo); }
-void MaxPool2dGrad::forward(const KernelArgs& args) const {
+void MaxPool2dGrad::forward(const KernelArgs& args, const PartSink* sink) const {
     dispatch_dtype(args.dtype, [&]<class T>() {
         const Shape& in = args.in_shape(0);
         const T* x = args.input<T>(0);
         const T* go = args.input<T>(1);
-        T* gx = args.output<T>();
+        const std::size_t planes = in[0] * in[1];
         if (geo.kernel == 2 && geo.stride == 2) {
             const Shape& out = args.in_shape(1);
-            runtime::parallel_ranges(in[0] * in[1], 16, [&](std::size_t a, std::size_t b) {
-                const std::size_t at = a * in[2] * in[3];
-                max_pool_2x2_grad(x + at, go + a * out[2] * out[3], gx + at,
-                                  Shape{b - a, 1, in[2], in[3]}, Shape{b - a, 1, out[2], out[3]});
+            // With a sink, blocks of 16 planes (50 KB of a 28x28 gradient): they stay in L2
+            // for the epilogue.
+            constexpr std::size_t kBlock = 16;
+            runtime::parallel_ranges(planes, kBlock, [&](std::size_t a, std::size_t b) {
+                for (std::size_t lo = a; lo < b; lo += sink != nullptr ? kBlock : b - a) {
+                    const std::size_t hi = sink != nullptr ? std::min(b, lo + kBlock) : b;
+                    const std::size_t at = lo * in[2] * in[3];
+                    T* gx = sink != nullptr ? static_cast<T*>(sink->out(lo, hi))
+                                            : args.output<T>() + at;
+                    max_pool_2x2_grad(x + at, go + lo * out[2] * out[3], gx,
+                                      Shape{hi - lo, 1, in[2], in[3]},
+                                      Shape{hi - lo, 1, out[2], out[3]});
+                    if (sink != nullptr) {
+                        sink->done(lo, hi, gx);
+                    }
+                }
             });
             return;
         }
+        T* gx = sink != nullptr ? static_cast<T*>(sink->out(0, planes)) : args.output<T>();
         std::fill_n(gx, numel(in), T(0));
         for_each_window(in, args.in_shape(1), geo,
                         [&](std::size_t, std::size_t o, std::size_t at) {
@@ -346,6 +359,9 @@ void MaxPool2dGrad::forward(const KernelArgs& args) const {
                             }
                             gx[best] += go[o];
                         });
+        if (sink != nullptr) {
+            sink->done(0, planes, gx);
+        }
     });
 }
 std::vector<Tensor> MaxPool2dGrad::backward(const GradArgs&) const {

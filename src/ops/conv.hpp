@@ -3,8 +3,6 @@
 // im2col + GEMM). Pooling has its own forward and gradient kernels.
 #pragma once
 
-#include <functional>
-
 #include "ops/op_base.hpp"
 
 namespace pynn {
@@ -20,14 +18,8 @@ struct Conv2d {
     Conv2dGeometry geo;
     std::string attributes() const;
     void forward(const KernelArgs& args) const { forward(args, nullptr); }
-    // A fused epilogue's hook (compiler/fuse.cpp): image n's output is written to out(n)
-    // instead of the output tensor, then done(n, that buffer) runs, on the same thread, while
-    // the image is in cache.
-    struct ImageSink {
-        std::function<void*(std::size_t n)> out;
-        std::function<void(std::size_t n, const void* image)> done;
-    };
-    void forward(const KernelArgs& args, const ImageSink* sink) const;
+    // With a sink, images go to it one at a time (a fused epilogue, see PartSink).
+    void forward(const KernelArgs& args, const PartSink* sink) const;
     std::vector<Tensor> backward(const GradArgs& args) const;
 };
 
@@ -69,7 +61,9 @@ struct MaxPool2dGrad {
     static constexpr std::string_view name = "max_pool2d_grad";
     PoolGeometry geo;
     std::string attributes() const;
-    void forward(const KernelArgs& args) const;
+    void forward(const KernelArgs& args) const { forward(args, nullptr); }
+    // With a sink, planes go to it in blocks (a fused epilogue, see PartSink).
+    void forward(const KernelArgs& args, const PartSink* sink) const;
     std::vector<Tensor> backward(const GradArgs& args) const;
 };
 

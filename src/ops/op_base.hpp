@@ -3,6 +3,7 @@
 // the list of them is the Op variant in ops/op.hpp.
 #pragma once
 
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -35,6 +36,15 @@ struct KernelArgs {
     T* output() const {
         return static_cast<T*>(out);
     }
+};
+
+// How a producer op hands its output to a fused epilogue (compiler/fuse.cpp) part by part while
+// each part is in cache. A part is a range of the output's leading units (images for conv2d,
+// planes for max_pool2d_grad): units [begin, end) are written to out(begin, end) instead of the
+// output tensor, then done(begin, end, that buffer) runs, on the same thread.
+struct PartSink {
+    std::function<void*(std::size_t begin, std::size_t end)> out;
+    std::function<void(std::size_t begin, std::size_t end, const void* data)> done;
 };
 
 // Backward rules build gradient nodes from public ops, so the compiler sees them as more DAG.

@@ -243,6 +243,37 @@ TEST_CASE("a conv2d epilogue run image by image equals the unfused result", "[co
     Flags::set_num_threads(saved_threads);
 }
 
+TEST_CASE("a max-pool gradient's epilogue run by blocks of planes equals the unfused result",
+          "[compiler][fuse]") {
+    // relu then max-pool, as in a CNN: the relu mask runs on each block of planes the pool's
+    // gradient finishes. 60 planes make several blocks of 16; a 3x3 window takes the generic
+    // path, which hands over all planes at once.
+    const int saved_threads = Flags::num_threads();
+    for (const int threads : {1, 3}) {
+        for (const std::size_t window : {2U, 3U}) {
+            Flags::set_num_threads(threads);
+            INFO("threads " << threads << ", window " << window);
+            manual_seed(11);
+            Tensor x = Tensor::randn({3, 20, 12, 10});
+            Tensor r = Tensor::randn(max_pool2d(x, window, 2).shape());
+            auto grad = [&](bool fusion) {
+                FusionScope scope(fusion);
+                Tensor leaf = Tensor::from_values(x.values<float>()).set_requires_grad();
+                Tensor loss = sum(max_pool2d(relu(leaf), window, 2) * r);
+                ComputeGraph g = ComputeGraph::backward(loss);
+                g.run();
+                if (fusion) {
+                    CHECK_THAT(g.to_string(),
+                               Catch::Contains("max_pool2d_grad_epilogue[max_pool2d_grad"));
+                }
+                return xt::xarray<float>(leaf.grad().values<float>());
+            };
+            pynn::testing::require_close(grad(true), grad(false), 1e-6);
+        }
+    }
+    Flags::set_num_threads(saved_threads);
+}
+
 TEST_CASE("the plan says why neighbouring kernels were not fused", "[compiler][fuse]") {
     FusionScope on(true);
     Tensor x = Tensor::randn({8, 5});
