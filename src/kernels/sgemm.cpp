@@ -109,6 +109,11 @@ void micro_tile(std::size_t vecs, std::size_t kc, Sliver sl, const float* bp, st
 }
 
 #if defined(__AVX512F__)
+// GCC 12's unpack intrinsics pass _mm512_undefined_ps() as the (unused) merge source, which
+// -Wuninitialized reports once inlined here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 // out[t * ldo + r] = in[r * lda + t] for a 16x16 block: unpack pairs of floats, then of
 // doubles, then shuffle 128-bit lanes twice (the usual in-register transpose).
 inline void transpose16(const float* in, std::size_t lda, float* out, std::size_t ldo) {
@@ -144,6 +149,7 @@ inline void transpose16(const float* in, std::size_t lda, float* out, std::size_
         _mm512_storeu_ps(out + (j + 8) * ldo, _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd));
     }
 }
+#pragma GCC diagnostic pop
 #endif
 
 // Where a column panel's b is read from.
@@ -181,7 +187,8 @@ void pack_transposed(const float* b, std::size_t ldb, std::size_t width, std::si
 
 struct Scratch {
     std::vector<float> a;
-    std::vector<float> b;
+    // 64-byte aligned: the transposing pack stores whole cache lines.
+    std::vector<float, xsimd::aligned_allocator<float, 64>> b;
 };
 
 } // namespace
@@ -189,12 +196,13 @@ struct Scratch {
 bool sgemm_suits(bool trans_a, bool /*trans_b*/, std::size_t /*m*/, std::size_t n,
                  std::size_t k) {
     // Measured against OpenBLAS at the MLP's and CNN's shapes (bench_kernels, and sgemm
-    // against cblas_sgemm alone): b as stored 0.75-0.9x its time, transposed b (packed by transpose16)
-    // 0.97-1.02x; with k < 16 loading and storing the c tile dominates (conv1's k = 9: 1.5x),
-    // and with n < 16 most of each register tile is padding (conv1's weight gradient: 2.9x);
-    // a transposed a is 0.9-0.98x up to k = 64 but 1.04-1.1x at k = 256 (packing it did not
-    // help). op(b) is streamed from L2 once per row block: larger problems go to BLAS, whose
-    // packing into cache-sized blocks pays off there (the CNN's 3136 x 128 is 1.6 MB: 0.76x).
+    // against cblas_sgemm alone): b as stored 0.75-0.9x its time, transposed b (packed by
+    // transpose16) 0.7-0.8x; with k < 16 loading and storing the c tile dominates (conv1's
+    // k = 9: 1.4x), and with n < 16 most of each register tile is padding (conv1's weight
+    // gradient: 2.9x); a transposed a is 0.9-0.98x up to k = 64 but 1.04-1.14x at k = 256
+    // (packing it did not help). op(b) is streamed from L2 once per row block: larger problems
+    // go to BLAS, whose packing into cache-sized blocks pays off there (the CNN's 3136 x 128,
+    // 1.6 MB, still 0.74x).
     return k >= 16 && n >= 16 && !(trans_a && k > 128) && k * n <= std::size_t{512} * 1024;
 }
 
@@ -245,39 +253,52 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
         };
 
         // Panels of b: in place when possible, else packed (transposed and/or zero-padded).
+        // With one row block each packed panel is used once, so it is packed right before use
+        // into one L1-sized buffer; with several, all are packed up front and reused per block.
+        const bool one_block = m <= kBlockRows;
+        auto packs = [&](const Panel& pn) { return trans_b || pn.width != pn.vecs * W; };
         std::size_t packed_floats = 0;
         for (const Panel& pn : panels) {
-            if (trans_b || pn.width != pn.vecs * W) {
-                packed_floats += kc * pn.vecs * W;
+            if (packs(pn)) {
+                packed_floats = one_block ? std::max(packed_floats, kc * pn.vecs * W)
+                                          : packed_floats + kc * pn.vecs * W;
             }
         }
         scratch.b.resize(packed_floats);
-        float* next = scratch.b.data();
-        for (Panel& pn : panels) {
-            if (!trans_b && pn.width == pn.vecs * W) {
-                pn.b = b + pc * ldb + pn.col;
-                pn.ldb = ldb;
-                continue;
-            }
+        auto pack = [&](Panel& pn, float* into) {
             const std::size_t stride = pn.vecs * W;
-            std::fill(next, next + kc * stride, 0.0F);
+            if (pn.width != stride) { // the columns past width are padding: zeros
+                std::fill(into, into + kc * stride, 0.0F);
+            }
             if (trans_b) {
-                pack_transposed(b + pn.col * ldb + pc, ldb, pn.width, kc, next, stride);
+                pack_transposed(b + pn.col * ldb + pc, ldb, pn.width, kc, into, stride);
             } else {
                 for (std::size_t p = 0; p < kc; ++p) {
-                    std::copy_n(b + (pc + p) * ldb + pn.col, pn.width, next + p * stride);
+                    std::copy_n(b + (pc + p) * ldb + pn.col, pn.width, into + p * stride);
                 }
             }
-            pn.b = next;
+            pn.b = into;
             pn.ldb = stride;
-            next += kc * stride;
+        };
+        float* next = scratch.b.data();
+        for (Panel& pn : panels) {
+            if (!packs(pn)) {
+                pn.b = b + pc * ldb + pn.col;
+                pn.ldb = ldb;
+            } else if (!one_block) {
+                pack(pn, next);
+                next += kc * pn.vecs * W;
+            }
         }
 
         // A block of rows reuses each panel (kc x kCols, in L1) for all its slivers, and the
         // block's a (in L2) for every panel. Its rows are final after its last panel.
         for (std::size_t block = 0; block < m; block += kBlockRows) {
             const std::size_t block_end = std::min(m, block + kBlockRows);
-            for (const Panel& pn : panels) {
+            for (Panel& pn : panels) {
+                if (one_block && packs(pn)) {
+                    pack(pn, scratch.b.data());
+                }
                 for (std::size_t row = block; row < block_end; row += kRows) {
                     const Sliver sl = sliver(row / kRows);
                     const std::size_t rows = std::min(kRows, m - row);
