@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <tuple>
@@ -210,6 +211,13 @@ public:
                      std::vector<Shape> read_shapes, std::vector<Epilogue> epilogues)
         : m_shape(std::move(shape)), m_program(std::move(program)), m_num_temps(num_temps),
           m_epilogues(std::move(epilogues)) {
+        for (const Instr& instr : m_program) {
+            if (instr.dst.kind == Ref::Output &&
+                std::find(m_written.begin(), m_written.end(), instr.dst.index) ==
+                    m_written.end()) {
+                m_written.push_back(instr.dst.index);
+            }
+        }
         for (const Shape& s : read_shapes) {
             if (s == m_shape || numel(s) == numel(m_shape)) {
                 m_modes.push_back(Mode::Full); // same elements in the same order
@@ -277,20 +285,57 @@ private:
         return outs;
     }
 
+    // Outputs of at least this size are written with streaming (non-temporal) stores: they
+    // cannot stay in cache anyway, and a normal store first reads each line it writes (a third
+    // more memory traffic for a one-input chain). Smaller outputs, which the next kernel reads
+    // from cache, are stored normally. memcpy makes the same choice for large copies.
+    static constexpr std::size_t kStreamBytes = std::size_t{16} << 20;
+
+    bool streams(const std::vector<T*>& outs) const {
+        if (numel(m_shape) * sizeof(T) < kStreamBytes || m_written.empty()) {
+            return false;
+        }
+        for (std::size_t i : m_written) { // whole tiles start on cache lines
+            if (reinterpret_cast<std::uintptr_t>(outs[i]) % 64 != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    void prefetch_tile(const KernelArgs& args, std::size_t start, std::size_t last) const {
+        constexpr std::size_t kLine = 64 / sizeof(T);
+        for (std::size_t k = 0; k < m_modes.size() && start < last; ++k) {
+            if (m_modes[k] == Mode::Full) {
+                const T* base = args.input<T>(k) + start;
+                for (std::size_t i = 0; i < std::min(kTile, last - start); i += kLine) {
+                    __builtin_prefetch(base + i, 0, 0);
+                }
+            }
+        }
+    }
+
     void run_tiles(const KernelArgs& args, const std::vector<T*>& outs, std::size_t first,
                    std::size_t last, const PartInput* local = nullptr) const {
         std::size_t gathers = 0;
         for (Mode m : m_modes) {
             gathers += m == Mode::Gather ? 1 : 0;
         }
-        thread_local std::vector<T> scratch;
-        scratch.resize((m_num_temps + gathers) * kTile);
+        // Streaming: the program writes its outputs into tile rows after the temporaries and
+        // gathers, copied out with streaming stores once the tile is done.
+        const bool stream = streams(outs);
+        const std::size_t stream_rows = m_num_temps + gathers;
+        thread_local std::vector<T, xsimd::aligned_allocator<T, 64>> scratch;
+        scratch.resize((stream_rows + (stream ? outs.size() : 0)) * kTile);
         std::vector<const T*> input_at(m_modes.size());
         std::vector<std::ptrdiff_t> input_inc(m_modes.size());
         std::array<const T*, 3> src{};
         std::array<std::ptrdiff_t, 3> inc{};
         for (std::size_t start = first; start < last; start += kTile) {
             const std::size_t len = std::min(kTile, last - start);
+            if (stream) { // memory-bound: keep loads in flight while the tile is computed
+                prefetch_tile(args, start + 2 * kTile, last);
+            }
             std::size_t g = 0;
             for (std::size_t k = 0; k < m_modes.size(); ++k) {
                 const T* base = args.input<T>(k);
@@ -312,8 +357,11 @@ private:
                 }
             }
             auto where = [&](const Ref& r) -> T* {
-                return r.kind == Ref::Temp ? scratch.data() + r.index * kTile
-                                           : outs[r.index] + start;
+                if (r.kind == Ref::Temp) {
+                    return scratch.data() + r.index * kTile;
+                }
+                return stream ? scratch.data() + (stream_rows + r.index) * kTile
+                              : outs[r.index] + start;
             };
             for (const Instr& instr : m_program) {
                 for (std::size_t a = 0; a < instr.args.size(); ++a) { // at most 3 (where)
@@ -327,6 +375,13 @@ private:
                 const T* v = e.src.kind == Ref::Input ? input_at[e.src.index] : where(e.src);
                 fold(e, v, start, len, outs[e.out_index]);
             }
+            for (std::size_t i : stream ? m_written : std::vector<std::size_t>{}) {
+                kernels::stream_copy(outs[i] + start, scratch.data() + (stream_rows + i) * kTile,
+                                     len);
+            }
+        }
+        if (stream) {
+            kernels::stream_fence();
         }
     }
 
@@ -389,6 +444,7 @@ private:
     std::vector<Instr> m_program;
     std::size_t m_num_temps;
     std::vector<Epilogue> m_epilogues;
+    std::vector<std::size_t> m_written; // outputs the program writes (not reduction epilogues)
     std::vector<Mode> m_modes;
     // A gathered input's shape and strides with mergeable axes merged: a bias of (C, 1, 1) read
     // over (N, C, H, W) copies runs of H*W values, not of W (14 for the CNN's second layer).

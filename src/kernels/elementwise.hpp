@@ -4,7 +4,12 @@
 #pragma once
 
 #include <array>
+#include <type_traits>
 #include <utility>
+
+#if defined(__SSE2__)
+#include <immintrin.h> // streaming stores (xsimd 8 has none)
+#endif
 
 #include <xsimd/xsimd.hpp>
 
@@ -80,6 +85,54 @@ void map(const Shape& out_shape, T* out, const std::array<const T*, N>& in,
                             detail::map_row<T, N>(out + off[0], row, row_inc, n, f,
                                                   std::make_index_sequence<N>{});
                         });
+}
+
+// dst[0..n) = src[0..n) with streaming (non-temporal) stores: the lines go to memory without
+// being read first or kept in cache. dst must be 64-byte aligned; stream_fence() orders these
+// stores before anything the thread does next (another thread may read dst after a join).
+template <class T>
+inline void stream_copy(T* dst, const T* src, std::size_t n) {
+    std::size_t i = 0;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+        for (; i + 16 <= n; i += 16) {
+            _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+        }
+    } else {
+        for (; i + 8 <= n; i += 8) {
+            _mm512_stream_pd(dst + i, _mm512_loadu_pd(src + i));
+        }
+    }
+#elif defined(__AVX__)
+    if constexpr (std::is_same_v<T, float>) {
+        for (; i + 8 <= n; i += 8) {
+            _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+        }
+    } else {
+        for (; i + 4 <= n; i += 4) {
+            _mm256_stream_pd(dst + i, _mm256_loadu_pd(src + i));
+        }
+    }
+#elif defined(__SSE2__)
+    if constexpr (std::is_same_v<T, float>) {
+        for (; i + 4 <= n; i += 4) {
+            _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+        }
+    } else {
+        for (; i + 2 <= n; i += 2) {
+            _mm_stream_pd(dst + i, _mm_loadu_pd(src + i));
+        }
+    }
+#endif
+    for (; i < n; ++i) {
+        dst[i] = src[i];
+    }
+}
+
+inline void stream_fence() {
+#if defined(__SSE2__)
+    _mm_sfence();
+#endif
 }
 
 } // namespace pynn::kernels

@@ -274,6 +274,38 @@ TEST_CASE("a max-pool gradient's epilogue run by blocks of planes equals the unf
     Flags::set_num_threads(saved_threads);
 }
 
+TEST_CASE("a region with outputs of 16 MB and more (streaming stores) equals the unfused result",
+          "[compiler][fuse]") {
+    // 4.2 M floats: above the streaming threshold, not a multiple of the tile; two outputs
+    // (one also read inside the region) and a trailing-axis sum, on 1 and 3 threads.
+    const int saved_threads = Flags::num_threads();
+    for (const int threads : {1, 3}) {
+        Flags::set_num_threads(threads);
+        INFO("threads " << threads);
+        manual_seed(13);
+        Tensor x = Tensor::randn({2051, 2049});
+        auto run = [&](bool fusion) {
+            FusionScope scope(fusion);
+            Tensor t = relu(x * 1.5 + 0.25);
+            Tensor u = abs(t - x) * 0.5;
+            Tensor r = sum(u * t, {1});
+            ComputeGraph g({t, u, r});
+            g.run();
+            if (fusion) {
+                CHECK(g.num_kernels() == 1);
+            }
+            return std::array<xt::xarray<float>, 3>{t.values<float>(), u.values<float>(),
+                                                    r.values<float>()};
+        };
+        const auto fused = run(true);
+        const auto plain = run(false);
+        for (std::size_t i = 0; i < 3; ++i) {
+            pynn::testing::require_close(fused[i], plain[i], 1e-5);
+        }
+    }
+    Flags::set_num_threads(saved_threads);
+}
+
 TEST_CASE("the plan says why neighbouring kernels were not fused", "[compiler][fuse]") {
     FusionScope on(true);
     Tensor x = Tensor::randn({8, 5});
