@@ -3,7 +3,12 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 #include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "kernels/conv2d.hpp"
 #include "kernels/gemm.hpp"
@@ -203,6 +208,72 @@ void for_each_window(const Shape& in, const Shape& out, const PoolGeometry& g, F
     }
 }
 
+#if defined(__AVX512F__)
+// One pair of input rows of the 2x2 pool, 8 windows (16 input columns) per step, for float.
+// Lanes 2j and 2j+1 hold window j's left and right column; permute_ps(v, 0xB1) swaps them, so
+// every lane sees its window's four values. The short rows of a small image (14 or 28 columns)
+// defeat the compiler's vectorizer, hence the intrinsics (xsimd 8 has no lane permutes).
+namespace avx512 {
+constexpr __mmask16 kEven = 0x5555;
+constexpr __mmask16 kOdd = 0xAAAA;
+
+// The four values of each lane's window in the order the generic loop visits them.
+struct Window {
+    __m512 a, b, c, d;
+    Window(__m512 r0, __m512 r1) {
+        const __m512 s0 = _mm512_permute_ps(r0, 0xB1);
+        const __m512 s1 = _mm512_permute_ps(r1, 0xB1);
+        a = _mm512_mask_blend_ps(kOdd, r0, s0);
+        b = _mm512_mask_blend_ps(kOdd, s0, r0);
+        c = _mm512_mask_blend_ps(kOdd, r1, s1);
+        d = _mm512_mask_blend_ps(kOdd, s1, r1);
+    }
+};
+
+inline void max_pool_rows(const float* r0, const float* r1, float* y, std::size_t ow) {
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    for (std::size_t j = 0; j < ow; j += 8) {
+        const std::size_t n = std::min<std::size_t>(8, ow - j);
+        const auto in_mask = static_cast<__mmask16>((1U << (2 * n)) - 1U);
+        const Window win(_mm512_maskz_loadu_ps(in_mask, r0 + 2 * j),
+                         _mm512_maskz_loadu_ps(in_mask, r1 + 2 * j));
+        // std::max(acc, v) is (acc < v) ? v : acc, which is max_ps(v, acc), NaN included.
+        __m512 m = _mm512_max_ps(win.a, _mm512_set1_ps(-std::numeric_limits<float>::infinity()));
+        m = _mm512_max_ps(win.b, m);
+        m = _mm512_max_ps(win.c, m);
+        m = _mm512_max_ps(win.d, m);
+        _mm512_mask_storeu_ps(y + j, static_cast<__mmask16>((1U << n) - 1U),
+                              _mm512_permutexvar_ps(evens, m));
+    }
+}
+
+inline void max_pool_grad_rows(const float* r0, const float* r1, const float* g, float* g0,
+                               float* g1, std::size_t ow) {
+    const __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    for (std::size_t j = 0; j < ow; j += 8) {
+        const std::size_t n = std::min<std::size_t>(8, ow - j);
+        const auto in_mask = static_cast<__mmask16>((1U << (2 * n)) - 1U);
+        const Window win(_mm512_maskz_loadu_ps(in_mask, r0 + 2 * j),
+                         _mm512_maskz_loadu_ps(in_mask, r1 + 2 * j));
+        // The scalar chain's "first strictly greater wins", per lane (both lanes of a window
+        // compute the same masks).
+        const __mmask16 bw = _mm512_cmp_ps_mask(win.b, win.a, _CMP_GT_OQ);
+        const __m512 ab = _mm512_mask_blend_ps(bw, win.a, win.b);
+        const __mmask16 cw = _mm512_cmp_ps_mask(win.c, ab, _CMP_GT_OQ);
+        const __m512 abc = _mm512_mask_blend_ps(cw, ab, win.c);
+        const __mmask16 dw = _mm512_cmp_ps_mask(win.d, abc, _CMP_GT_OQ);
+        const auto keep_ab = static_cast<__mmask16>(~dw & ~cw);
+        const auto to_row0 = static_cast<__mmask16>(keep_ab & ((~bw & kEven) | (bw & kOdd)));
+        const auto to_row1 = static_cast<__mmask16>((~dw & cw & kEven) | (dw & kOdd));
+        const __m512 v = _mm512_permutexvar_ps(
+            pairs, _mm512_maskz_loadu_ps(static_cast<__mmask16>((1U << n) - 1U), g + j));
+        _mm512_mask_storeu_ps(g0 + 2 * j, in_mask, _mm512_maskz_mov_ps(to_row0, v));
+        _mm512_mask_storeu_ps(g1 + 2 * j, in_mask, _mm512_maskz_mov_ps(to_row1, v));
+    }
+}
+} // namespace avx512
+#endif
+
 // The 2x2, stride-2 max-pool of every CNN, without the generic window loop: each output row
 // reads two input rows once. Same answers as the generic loop (std::max from -inf).
 template <class T>
@@ -214,6 +285,12 @@ void max_pool_2x2(const T* x, T* y, const Shape& in, const Shape& out) {
             const T* r0 = x + (p * in[2] + 2 * oy) * w;
             const T* r1 = r0 + w;
             T* yo = y + (p * out[2] + oy) * out[3];
+#if defined(__AVX512F__)
+            if constexpr (std::is_same_v<T, float>) {
+                avx512::max_pool_rows(r0, r1, yo, out[3]);
+                continue;
+            }
+#endif
             for (std::size_t ox = 0; ox < out[3]; ++ox) {
                 const T m = std::max(std::max(-std::numeric_limits<T>::infinity(), r0[2 * ox]),
                                      r0[2 * ox + 1]);
@@ -240,7 +317,14 @@ void max_pool_2x2_grad(const T* x, const T* go, T* gx, const Shape& in, const Sh
             T* __restrict g0 = gp + 2 * oy * w;
             T* __restrict g1 = g0 + w;
             const T* __restrict g = go + (p * out[2] + oy) * out[3];
-            for (std::size_t ox = 0; ox < out[3]; ++ox) {
+            std::size_t ox = 0; // where the scalar loop starts
+#if defined(__AVX512F__)
+            if constexpr (std::is_same_v<T, float>) {
+                avx512::max_pool_grad_rows(x0, x1, g, g0, g1, out[3]);
+                ox = out[3];
+            }
+#endif
+            for (; ox < out[3]; ++ox) {
                 const T a = x0[2 * ox];
                 const T b = x0[2 * ox + 1];
                 const T c = x1[2 * ox];

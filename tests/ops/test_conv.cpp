@@ -2,6 +2,10 @@
 // gradients (input, weight) and the pooling ops' against finite differences, and shape errors.
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <random>
+#include <utility>
+#include <vector>
 #include <cstddef>
 #include <limits>
 
@@ -75,6 +79,67 @@ TEST_CASE("conv2d in float32 (the fast paths) matches float64, gradients include
         INFO("output " << i << " (y, grad x, grad w)");
         const double scale = xt::amax(xt::abs(f64[i]))();
         REQUIRE(xt::amax(xt::abs(f32[i] - f64[i]))() <= 2e-5 * std::max(scale, 1.0));
+    }
+}
+
+TEST_CASE("the 2x2 max-pool's float32 fast path matches a naive loop, ties and NaN included",
+          "[ops][pool]") {
+    // Values from a small set make ties common (the window's first maximum gets the gradient);
+    // odd sizes leave a row and column no window covers; widths 5..33 give masked and several
+    // vector steps per row. NaN follows the generic loop: std::max skips it, and a window whose
+    // later values are NaN routes the gradient to the first element.
+    std::mt19937 gen(17);
+    std::uniform_int_distribution<int> pick(-3, 3);
+    for (const auto& [h, w] : std::vector<std::pair<std::size_t, std::size_t>>{
+             {4, 5}, {14, 14}, {7, 17}, {28, 28}, {9, 33}}) {
+        INFO("image " << h << "x" << w);
+        const Shape shape{2, 3, h, w};
+        xt::xarray<float> x = xt::zeros<float>(shape);
+        for (float& v : x) {
+            const int k = pick(gen);
+            v = k == 3 ? std::nanf("") : static_cast<float>(k);
+        }
+        const std::size_t oh = h / 2, ow = w / 2;
+        xt::xarray<float> r = xt::zeros<float>(Shape{2, 3, oh, ow});
+        for (float& v : r) {
+            v = static_cast<float>(pick(gen)) + 0.5F;
+        }
+        xt::xarray<float> y_ref = xt::zeros<float>(Shape{2, 3, oh, ow});
+        xt::xarray<float> g_ref = xt::zeros<float>(shape);
+        for (std::size_t p = 0; p < 6; ++p) {
+            for (std::size_t oy = 0; oy < oh; ++oy) {
+                for (std::size_t ox = 0; ox < ow; ++ox) {
+                    float best = -std::numeric_limits<float>::infinity();
+                    std::size_t at = 0;
+                    for (std::size_t k = 0; k < 4; ++k) {
+                        const std::size_t i =
+                            (p * h + 2 * oy + k / 2) * w + 2 * ox + k % 2;
+                        const float v = x.data()[i];
+                        best = std::max(best, v);
+                        if (k == 0 || v > x.data()[at]) {
+                            at = i;
+                        }
+                    }
+                    y_ref.data()[(p * oh + oy) * ow + ox] = best;
+                    g_ref.data()[at] = r.data()[(p * oh + oy) * ow + ox];
+                }
+            }
+        }
+        Tensor tx = Tensor::from_values(x).set_requires_grad();
+        Tensor y = max_pool2d(tx, 2);
+        sum(y * Tensor::from_values(r)).backward();
+        const xt::xarray<float> y_got = y.values<float>();
+        const xt::xarray<float> g_got = tx.grad().values<float>();
+        for (std::size_t i = 0; i < y_ref.size(); ++i) {
+            INFO("output " << i);
+            const float e = y_ref.data()[i];
+            const float a = y_got.data()[i];
+            REQUIRE(((std::isnan(e) && std::isnan(a)) || e == a));
+        }
+        for (std::size_t i = 0; i < g_ref.size(); ++i) {
+            INFO("gradient " << i);
+            REQUIRE(g_got.data()[i] == g_ref.data()[i]);
+        }
     }
 }
 
