@@ -506,8 +506,8 @@ public:
     void run(const KernelArgs& args) const override {
         // Parts line up only when the region walks the result's elements in order (not a
         // broadcast of it to a larger shape).
-        const bool in_parts =
-            m_region->runs_in_parts() && numel(args.out_shape) == numel(m_result_shape);
+        const bool in_parts = m_region->runs_in_parts() && numel(m_result_shape) > 0 &&
+                              numel(args.out_shape) == numel(m_result_shape);
         const bool by_image = in_parts && !std::holds_alternative<Matmul>(m_producer);
         // The full-size result, except when run through a PartSink (see below).
         thread_local std::vector<double> scratch; // double: aligned for either dtype

@@ -113,7 +113,7 @@ void Matmul::forward(const KernelArgs& args, const kernels::RowsDone* rows_done)
                                      }
                                  });
         if (rows_done != nullptr) { // batched: the whole output at once
-            (*rows_done)(0, numel(so) / n);
+            (*rows_done)(0, numel(batch) * m);
         }
     });
 }

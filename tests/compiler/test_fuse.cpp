@@ -306,6 +306,29 @@ TEST_CASE("a region with outputs of 16 MB and more (streaming stores) equals the
     Flags::set_num_threads(saved_threads);
 }
 
+// Found by fuzz_graph: a batched matmul with no columns divided by zero when announcing its
+// rows to the fused epilogue (fuzz/regressions/fuzz_graph/gemm-epilogue-batched-matmul-with-...).
+TEST_CASE("producer epilogues with an empty result", "[compiler][fuse]") {
+    FusionScope on(true);
+    Tensor e = Tensor::zeros({2, 0, 0});
+    Tensor z = exp(matmul(e, e) * 2.0); // a batch of 0x0 products, its epilogue run in parts
+    ComputeGraph g({z});
+    g.run();
+    CHECK_THAT(g.to_string(), Catch::Contains("gemm_epilogue[matmul mul exp]"));
+    CHECK(z.shape() == Shape{2, 0, 0});
+    Tensor a = Tensor::randn({2, 3, 4}).set_requires_grad();
+    Tensor b = Tensor::randn({2, 4, 0}).set_requires_grad();
+    Tensor y = relu(matmul(a, b) + 1.0);
+    CHECK(y.shape() == Shape{2, 3, 0});
+    sum(y).backward();
+    const xt::xarray<float> grad_a = a.grad().values<float>();
+    CHECK(grad_a.shape() == std::vector<std::size_t>{2, 3, 4});
+    CHECK(xt::amax(xt::abs(grad_a))() == 0.0F);
+    Tensor x = Tensor::randn({0, 2, 5, 5});
+    Tensor w = Tensor::randn({3, 2, 3, 3});
+    CHECK(relu(conv2d(x, w, 1, 1) + 1.0).shape() == Shape{0, 3, 5, 5});
+}
+
 TEST_CASE("the plan says why neighbouring kernels were not fused", "[compiler][fuse]") {
     FusionScope on(true);
     Tensor x = Tensor::randn({8, 5});
