@@ -375,9 +375,10 @@ private:
                 const T* v = e.src.kind == Ref::Input ? input_at[e.src.index] : where(e.src);
                 fold(e, v, start, len, outs[e.out_index]);
             }
-            for (std::size_t i : stream ? m_written : std::vector<std::size_t>{}) {
-                kernels::stream_copy(outs[i] + start, scratch.data() + (stream_rows + i) * kTile,
-                                     len);
+            for (std::size_t i = 0; stream && i < m_written.size(); ++i) {
+                const std::size_t out = m_written[i];
+                kernels::stream_copy(outs[out] + start,
+                                     scratch.data() + (stream_rows + out) * kTile, len);
             }
         }
         if (stream) {
@@ -555,13 +556,11 @@ public:
             const PartInput local{m_result_input, data};
             m_region->run_part(region, begin * unit, end * unit, &local);
         };
-        std::visit(
-            [&](const auto& p) {
-                if constexpr (!std::is_same_v<std::decay_t<decltype(p)>, Matmul>) {
-                    p.forward(produce, &sink);
-                }
-            },
-            m_producer);
+        if (const auto* conv = std::get_if<Conv2d>(&m_producer)) {
+            conv->forward(produce, &sink);
+        } else {
+            std::get<MaxPool2dGrad>(m_producer).forward(produce, &sink);
+        }
     }
 
 private:

@@ -189,6 +189,7 @@ struct Scratch {
     std::vector<float> a;
     // 64-byte aligned: the transposing pack stores whole cache lines.
     std::vector<float, xsimd::aligned_allocator<float, 64>> b;
+    std::vector<Panel> panels;
 };
 
 } // namespace
@@ -222,7 +223,8 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
         return;
     }
     thread_local Scratch scratch;
-    std::vector<Panel> panels;
+    std::vector<Panel>& panels = scratch.panels; // no allocation per call (conv: per image)
+    panels.clear();
     for (std::size_t col = 0; col < n; col += kCols) {
         const std::size_t width = std::min(kCols, n - col);
         panels.push_back({col, width, (width + W - 1) / W, nullptr, 0});

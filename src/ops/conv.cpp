@@ -217,10 +217,17 @@ namespace avx512 {
 constexpr __mmask16 kEven = 0x5555;
 constexpr __mmask16 kOdd = 0xAAAA;
 
-// The four values of each lane's window in the order the generic loop visits them.
+// Windows [j, j + n) of a row pair (n <= 8, the rest of the 16 lanes masked off): each lane's
+// window's four values, in the order the generic loop visits them.
 struct Window {
+    std::size_t n;
+    __mmask16 lanes;
     __m512 a, b, c, d;
-    Window(__m512 r0, __m512 r1) {
+    Window(const float* row0, const float* row1, std::size_t j, std::size_t ow)
+        : n(std::min<std::size_t>(8, ow - j)),
+          lanes(static_cast<__mmask16>((1U << (2 * n)) - 1U)) {
+        const __m512 r0 = _mm512_maskz_loadu_ps(lanes, row0 + 2 * j);
+        const __m512 r1 = _mm512_maskz_loadu_ps(lanes, row1 + 2 * j);
         const __m512 s0 = _mm512_permute_ps(r0, 0xB1);
         const __m512 s1 = _mm512_permute_ps(r1, 0xB1);
         a = _mm512_mask_blend_ps(kOdd, r0, s0);
@@ -233,16 +240,13 @@ struct Window {
 inline void max_pool_rows(const float* r0, const float* r1, float* y, std::size_t ow) {
     const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
     for (std::size_t j = 0; j < ow; j += 8) {
-        const std::size_t n = std::min<std::size_t>(8, ow - j);
-        const auto in_mask = static_cast<__mmask16>((1U << (2 * n)) - 1U);
-        const Window win(_mm512_maskz_loadu_ps(in_mask, r0 + 2 * j),
-                         _mm512_maskz_loadu_ps(in_mask, r1 + 2 * j));
+        const Window win(r0, r1, j, ow);
         // std::max(acc, v) is (acc < v) ? v : acc, which is max_ps(v, acc), NaN included.
         __m512 m = _mm512_max_ps(win.a, _mm512_set1_ps(-std::numeric_limits<float>::infinity()));
         m = _mm512_max_ps(win.b, m);
         m = _mm512_max_ps(win.c, m);
         m = _mm512_max_ps(win.d, m);
-        _mm512_mask_storeu_ps(y + j, static_cast<__mmask16>((1U << n) - 1U),
+        _mm512_mask_storeu_ps(y + j, static_cast<__mmask16>((1U << win.n) - 1U),
                               _mm512_permutexvar_ps(evens, m));
     }
 }
@@ -251,10 +255,7 @@ inline void max_pool_grad_rows(const float* r0, const float* r1, const float* g,
                                float* g1, std::size_t ow) {
     const __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     for (std::size_t j = 0; j < ow; j += 8) {
-        const std::size_t n = std::min<std::size_t>(8, ow - j);
-        const auto in_mask = static_cast<__mmask16>((1U << (2 * n)) - 1U);
-        const Window win(_mm512_maskz_loadu_ps(in_mask, r0 + 2 * j),
-                         _mm512_maskz_loadu_ps(in_mask, r1 + 2 * j));
+        const Window win(r0, r1, j, ow);
         // The scalar chain's "first strictly greater wins", per lane (both lanes of a window
         // compute the same masks).
         const __mmask16 bw = _mm512_cmp_ps_mask(win.b, win.a, _CMP_GT_OQ);
@@ -266,9 +267,9 @@ inline void max_pool_grad_rows(const float* r0, const float* r1, const float* g,
         const auto to_row0 = static_cast<__mmask16>(keep_ab & ((~bw & kEven) | (bw & kOdd)));
         const auto to_row1 = static_cast<__mmask16>((~dw & cw & kEven) | (dw & kOdd));
         const __m512 v = _mm512_permutexvar_ps(
-            pairs, _mm512_maskz_loadu_ps(static_cast<__mmask16>((1U << n) - 1U), g + j));
-        _mm512_mask_storeu_ps(g0 + 2 * j, in_mask, _mm512_maskz_mov_ps(to_row0, v));
-        _mm512_mask_storeu_ps(g1 + 2 * j, in_mask, _mm512_maskz_mov_ps(to_row1, v));
+            pairs, _mm512_maskz_loadu_ps(static_cast<__mmask16>((1U << win.n) - 1U), g + j));
+        _mm512_mask_storeu_ps(g0 + 2 * j, win.lanes, _mm512_maskz_mov_ps(to_row0, v));
+        _mm512_mask_storeu_ps(g1 + 2 * j, win.lanes, _mm512_maskz_mov_ps(to_row1, v));
     }
 }
 } // namespace avx512
