@@ -55,6 +55,7 @@ bool g_memory_reuse = env_flag("PYNN_MEMPLAN", true);
 bool g_profile = env_flag("PYNN_PROFILE", false);
 bool g_detect_anomaly = env_flag("PYNN_DETECT_ANOMALY", false);
 bool g_own_gemm = env_flag("PYNN_OWN_GEMM", true);
+bool g_flush_denormal = env_flag("PYNN_FLUSH_DENORMAL", true);
 } // namespace
 
 DType Flags::global_type() { return g_global_type; }
@@ -71,6 +72,8 @@ bool Flags::detect_anomaly() { return g_detect_anomaly; }
 void Flags::set_detect_anomaly(bool enabled) { g_detect_anomaly = enabled; }
 bool Flags::own_gemm() { return g_own_gemm; }
 void Flags::set_own_gemm(bool enabled) { g_own_gemm = enabled; }
+bool Flags::flush_denormal() { return g_flush_denormal; }
+void Flags::set_flush_denormal(bool enabled) { g_flush_denormal = enabled; }
 
 namespace {
 // pynn's thread count: PYNN_NUM_THREADS, else what OpenBLAS would have used (OPENBLAS_NUM_THREADS

@@ -15,6 +15,7 @@
 #include "compiler/compile.hpp"
 #include "ops/builder.hpp"
 #include "pynn/flags.hpp"
+#include "runtime/parallel.hpp"
 
 namespace pynn {
 
@@ -206,6 +207,7 @@ void check_anomaly(const compiler::Plan& plan, std::size_t k, const std::vector<
 } // namespace
 
 void ComputeGraph::run() {
+    const runtime::ScopedFloatMode float_mode; // denormals flushed (Flags::flush_denormal)
     compiler::CompiledPlan& entry = *m_plan;
     const compiler::Plan& plan = entry.plan;
     // Use the plan's own arena unless another run holds it.

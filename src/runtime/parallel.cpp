@@ -16,9 +16,24 @@
 
 #include "pynn/flags.hpp"
 
+#if defined(__SSE__)
+#include <xmmintrin.h> // MXCSR: the SSE/AVX floating-point mode
+#endif
+
 namespace pynn::runtime {
 
 namespace {
+
+// The calling thread's SIMD floating-point mode, and setting it (x86: MXCSR; elsewhere a no-op).
+#if defined(__SSE__)
+constexpr unsigned kFlushDenormals = 0x8040U; // FTZ (bit 15) | DAZ (bit 6)
+unsigned float_mode() { return _mm_getcsr(); }
+void set_float_mode(unsigned mode) { _mm_setcsr(mode); }
+#else
+constexpr unsigned kFlushDenormals = 0;
+unsigned float_mode() { return 0; }
+void set_float_mode(unsigned /*mode*/) {}
+#endif
 
 thread_local bool t_in_task = false;
 
@@ -37,6 +52,7 @@ public:
             std::lock_guard<std::mutex> lock(m_mutex);
             m_job = &block;
             m_blocks = blocks;
+            m_float_mode = float_mode();
             m_pending.store(blocks - 1, std::memory_order_relaxed);
             generation = m_generation.load(std::memory_order_relaxed) + 1;
             m_ticket.store((generation << 32U) | 1U, std::memory_order_relaxed);
@@ -99,6 +115,7 @@ private:
             }
             const std::function<void(std::size_t)>* job = nullptr;
             std::size_t blocks = 0;
+            unsigned mode = 0;
             {
                 std::unique_lock<std::mutex> lock(m_mutex);
                 m_wake.wait(lock, [&] {
@@ -110,6 +127,10 @@ private:
                 seen = m_generation.load(std::memory_order_relaxed);
                 job = m_job;
                 blocks = m_blocks;
+                mode = m_float_mode;
+            }
+            if (float_mode() != mode) { // compute as the posting thread would
+                set_float_mode(mode);
             }
             for (std::size_t b; (b = grab(seen, blocks)) != kNone;) {
                 run_block(*job, b);
@@ -142,6 +163,7 @@ private:
     bool m_stop = false;
     const std::function<void(std::size_t)>* m_job = nullptr;
     std::size_t m_blocks = 0;
+    unsigned m_float_mode = 0; // the posting thread's floating-point mode
     std::atomic<std::uint64_t> m_generation{0};
     std::atomic<std::uint64_t> m_ticket{0};
     std::atomic<std::size_t> m_pending{0};
@@ -173,6 +195,21 @@ void parallel_for(std::size_t tasks, const std::function<void(std::size_t)>& fn)
             fn(t);
         }
     });
+}
+
+ScopedFloatMode::ScopedFloatMode() : m_saved(float_mode()) {
+    const unsigned wanted = Flags::flush_denormal() ? (m_saved | kFlushDenormals)
+                                                    : (m_saved & ~kFlushDenormals);
+    if (wanted != m_saved) {
+        set_float_mode(wanted);
+        m_changed = true;
+    }
+}
+
+ScopedFloatMode::~ScopedFloatMode() {
+    if (m_changed) {
+        set_float_mode(m_saved);
+    }
 }
 
 void parallel_ranges(std::size_t total, std::size_t grain,

@@ -24,4 +24,20 @@ void parallel_for(std::size_t tasks, const std::function<void(std::size_t)>& fn)
 void parallel_ranges(std::size_t total, std::size_t grain,
                      const std::function<void(std::size_t, std::size_t)>& fn);
 
+// The floating-point mode a plan runs in (ComputeGraph::run holds one for the run): denormals
+// flushed to zero when Flags::flush_denormal(), the caller's own mode restored afterwards. The
+// pool's workers run each job in the mode of the thread that posted it, so one run computes the
+// same on 1 or n threads.
+class ScopedFloatMode {
+public:
+    ScopedFloatMode();
+    ~ScopedFloatMode();
+    ScopedFloatMode(const ScopedFloatMode&) = delete;
+    ScopedFloatMode& operator=(const ScopedFloatMode&) = delete;
+
+private:
+    unsigned m_saved = 0;
+    bool m_changed = false;
+};
+
 } // namespace pynn::runtime

@@ -2,7 +2,9 @@
 // on any machine) against each other and against naive references, and errors from tasks.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <vector>
 
 #include "kernels/gemm.hpp"
@@ -91,4 +93,33 @@ TEST_CASE("conv, pooling and fused kernels give the same values on 1 and 3 threa
     for (std::size_t i = 0; i < one.size(); ++i) {
         require_close(three[i], one[i], 1e-12);
     }
+}
+
+TEST_CASE("plans flush denormals on every thread and restore the caller's mode", "[parallel]") {
+    Threads threads(3);
+    const bool saved = Flags::flush_denormal();
+    const float tiny = 1e-38F;         // normal; half of it is not
+    const float denormal = 5e-39F;     // below float's smallest normal, 1.18e-38
+    REQUIRE(std::fpclassify(denormal) == FP_SUBNORMAL);
+    const std::size_t n = std::size_t{1} << 22;
+    auto run = [&](bool flush) {
+        Flags::set_flush_denormal(flush);
+        // Two ops each, so that they run as a fused kernel split over the pool.
+        Tensor made = abs(Tensor::full({n}, tiny, DType::Float32) * 0.5);     // makes denormals
+        Tensor read = abs(Tensor::full({n}, denormal, DType::Float32) * 2.0); // reads them
+        return std::pair{made.values<float>(), read.values<float>()};
+    };
+    const auto [made_on, read_on] = run(true);
+    const auto [made_off, read_off] = run(false);
+    Flags::set_flush_denormal(saved);
+#if defined(__SSE__)
+    CHECK(std::count(made_on.begin(), made_on.end(), 0.0F) == static_cast<std::ptrdiff_t>(n));
+    CHECK(std::count(read_on.begin(), read_on.end(), 0.0F) == static_cast<std::ptrdiff_t>(n));
+#endif
+    CHECK(std::count(made_off.begin(), made_off.end(), denormal) == static_cast<std::ptrdiff_t>(n));
+    CHECK(std::count(read_off.begin(), read_off.end(), tiny) == static_cast<std::ptrdiff_t>(n));
+    // The caller's own arithmetic keeps IEEE denormals after a flushing run.
+    volatile float half = tiny;
+    half = half * 0.5F;
+    CHECK(half == denormal);
 }
