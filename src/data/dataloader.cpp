@@ -11,6 +11,8 @@
 #include <string>
 #include <utility>
 
+#include "graph/node.hpp"
+#include "graph/storage.hpp"
 #include "ops/builder.hpp"
 #include "pynn/error.hpp"
 
@@ -47,25 +49,35 @@ void shuffle_in_place(std::vector<std::size_t>& v, std::mt19937_64& engine) {
     }
 }
 
-// Rows order[begin..end) of `data` (N, ...) as a new (end - begin, ...) leaf.
+// Rows order[begin..end) of `data` (N, ...) as a new (end - begin, ...) leaf. The rows are
+// copied straight into the leaf's storage: no staging vector, and a batch's block is one the
+// previous batch freed (Storage keeps large blocks), so a step costs no page faults for its input.
 template <class T>
 Tensor gather_rows(const xt::xarray<T>& data, const std::vector<std::size_t>& order,
                    std::size_t begin, std::size_t end) {
     Shape shape = shape_of(data);
     const std::size_t row = shape[0] == 0 ? 0 : data.size() / shape[0];
     shape[0] = end - begin;
-    bool consecutive = true;
-    for (std::size_t k = begin + 1; k < end && consecutive; ++k) {
-        consecutive = order[k] == order[k - 1] + 1;
+    const StoragePtr storage = std::make_shared<Storage>(dtype_of<T>(), (end - begin) * row);
+    T* out = storage->data<T>();
+    // Shuffled rows are scattered over the whole data set (188 MB for Fashion-MNIST): each is
+    // fetched from memory while an earlier one is copied, kAhead rows ahead.
+    constexpr std::size_t kAhead = 4;
+    const std::size_t line = 64 / sizeof(T);
+    for (std::size_t k = begin; k < std::min(end, begin + kAhead); ++k) {
+        for (std::size_t x = 0; x < row; x += line) {
+            __builtin_prefetch(data.data() + order[k] * row + x);
+        }
     }
-    if (consecutive) { // unshuffled: the rows are already one contiguous block
-        return Tensor::from_values(data.data() + order[begin] * row, shape);
-    }
-    std::vector<T> rows((end - begin) * row);
     for (std::size_t k = begin; k < end; ++k) {
-        std::copy_n(data.data() + order[k] * row, row, rows.data() + (k - begin) * row);
+        if (k + kAhead < end) {
+            for (std::size_t x = 0; x < row; x += line) {
+                __builtin_prefetch(data.data() + order[k + kAhead] * row + x);
+            }
+        }
+        std::copy_n(data.data() + order[k] * row, row, out + (k - begin) * row);
     }
-    return Tensor::from_values(rows.data(), shape);
+    return Tensor(make_leaf(storage, shape));
 }
 
 std::variant<xt::xarray<float>, xt::xarray<double>> column_of(const Tensor& t, const char* label) {
