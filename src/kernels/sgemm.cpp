@@ -38,6 +38,8 @@ constexpr std::size_t kDepth = 1024;
 constexpr std::size_t kBlockRows = kRows * 8;
 // How far ahead (in rows of b) an unpacked panel is prefetched; measured best of 2..16.
 constexpr std::size_t kPrefetchRows = 4;
+// Largest b (in floats, 256 KB) whose panels are all packed when there are several row blocks.
+constexpr std::size_t kPackFloats = std::size_t{64} * 1024;
 
 // Where a sliver of kRows rows of op(a) is read from: element (r, p) is at
 // a[r * row_stride + p * depth_stride]. Either stride may be 1: a stored row-major (rows lda
@@ -195,8 +197,7 @@ struct Scratch {
 
 } // namespace
 
-bool sgemm_suits(bool trans_a, bool /*trans_b*/, std::size_t /*m*/, std::size_t n,
-                 std::size_t k) {
+bool sgemm_suits(bool trans_a, bool /*trans_b*/, std::size_t /*m*/, std::size_t n, std::size_t k) {
     // Measured against OpenBLAS at the MLP's and CNN's shapes (bench_kernels, and sgemm
     // against cblas_sgemm alone): b as stored 0.75-0.9x its time, transposed b (packed by
     // transpose16) 0.7-0.8x; with k < 16 loading and storing the c tile dominates (conv1's
@@ -243,7 +244,8 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
             for (std::size_t r = 0; r < ragged_rows; ++r) {
                 const std::size_t i = m - ragged_rows + r;
                 for (std::size_t p = 0; p < kc; ++p) {
-                    scratch.a[p * kRows + r] = trans_a ? a[(pc + p) * lda + i] : a[i * lda + pc + p];
+                    scratch.a[p * kRows + r] =
+                        trans_a ? a[(pc + p) * lda + i] : a[i * lda + pc + p];
                 }
             }
         }
@@ -257,14 +259,16 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
 
         // Panels of b: in place when possible, else packed (transposed and/or zero-padded).
         // With one row block each packed panel is used once, so it is packed right before use
-        // into one L1-sized buffer. With several, every panel is packed up front and reused per
-        // block: a contiguous panel has no L1 set conflicts (rows of b 1 KB apart share a set
-        // every 4 rows) and streams from L2 more evenly. Measured, min of 3 runs, warm / cold L2:
-        // 256x256x784 0.91 / 0.97x the in-place time, the MLP's weight gradient (784x256, k = 64)
-        // 0.90 / 0.75x; single-block shapes gained nothing, so they stay in place.
+        // into one L1-sized buffer. With several row blocks and a small b (at most kPackFloats),
+        // every panel is packed up front and reused per block: a contiguous panel has no L1 set
+        // conflicts (rows of b 1 KB apart share a set every 4 rows). The MLP's weight gradient
+        // (784x256, k = 64): 0.75-0.90x its in-place time (min of 3 runs, warm and cold L2).
+        // A large b stays in place: a packed copy of the MLP's 784x256 weight next to the
+        // weight itself and the batch overflows L2, and made batch-256 inference ~8% slower.
         const bool one_block = m <= kBlockRows;
+        const bool pack_all = !one_block && kc * n <= kPackFloats;
         auto packs = [&](const Panel& pn) {
-            return !one_block || trans_b || pn.width != pn.vecs * W;
+            return pack_all || trans_b || pn.width != pn.vecs * W;
         };
         std::size_t packed_floats = 0;
         for (const Panel& pn : panels) {

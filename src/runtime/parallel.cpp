@@ -109,7 +109,8 @@ private:
     void worker(std::uint64_t seen) {
         for (;;) {
             // Spin ~50 us for the next job before sleeping.
-            const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+            const auto spin_until =
+                std::chrono::steady_clock::now() + std::chrono::microseconds(50);
             while (m_generation.load(std::memory_order_acquire) == seen &&
                    std::chrono::steady_clock::now() < spin_until) {
             }
@@ -198,8 +199,8 @@ void parallel_for(std::size_t tasks, const std::function<void(std::size_t)>& fn)
 }
 
 ScopedFloatMode::ScopedFloatMode() : m_saved(float_mode()) {
-    const unsigned wanted = Flags::flush_denormal() ? (m_saved | kFlushDenormals)
-                                                    : (m_saved & ~kFlushDenormals);
+    const unsigned wanted =
+        Flags::flush_denormal() ? (m_saved | kFlushDenormals) : (m_saved & ~kFlushDenormals);
     if (wanted != m_saved) {
         set_float_mode(wanted);
         m_changed = true;
@@ -222,9 +223,7 @@ void parallel_ranges(std::size_t total, std::size_t grain,
         }
         return;
     }
-    parallel_for(ranges, [&](std::size_t r) {
-        fn(r * total / ranges, (r + 1) * total / ranges);
-    });
+    parallel_for(ranges, [&](std::size_t r) { fn(r * total / ranges, (r + 1) * total / ranges); });
 }
 
 } // namespace pynn::runtime

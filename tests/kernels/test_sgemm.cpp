@@ -36,10 +36,12 @@ struct Case {
 } // namespace
 
 TEST_CASE("sgemm agrees with the float64 reference on ragged shapes and strides", "[kernels]") {
-    // Sizes around the register tile (8 or 6 rows, 48 or 16 columns) and the depth block (1024).
-    const std::vector<Case> cases = {{1, 1, 1},    {8, 48, 5},   {9, 49, 7},   {7, 47, 3},
-                                     {17, 16, 33}, {64, 256, 9}, {3, 200, 64}, {40, 10, 1030},
-                                     {13, 100, 2100}};
+    // Sizes around the register tile (8 or 6 rows, 48 or 16 columns) and the depth block (1024);
+    // more than 64 rows (several row blocks) with a small b (panels packed up front) and with a
+    // large one (read in place).
+    const std::vector<Case> cases = {{1, 1, 1},       {8, 48, 5},    {9, 49, 7},    {7, 47, 3},
+                                     {17, 16, 33},    {64, 256, 9},  {3, 200, 64},  {40, 10, 1030},
+                                     {13, 100, 2100}, {100, 96, 40}, {70, 96, 1000}};
     for (const Case& cs : cases) {
         for (const bool trans_a : {false, true}) {
             for (const bool trans_b : {false, true}) {
@@ -63,14 +65,13 @@ TEST_CASE("sgemm agrees with the float64 reference on ragged shapes and strides"
                             double expected = accumulate ? c0[i * ldc + j] : 0.0;
                             double magnitude = std::abs(expected);
                             for (std::size_t p = 0; p < k; ++p) {
-                                const double t = at(a, trans_a, lda, i, p) *
-                                                 at(b, !trans_b, ldb, j, p);
+                                const double t =
+                                    at(a, trans_a, lda, i, p) * at(b, !trans_b, ldb, j, p);
                                 expected += t;
                                 magnitude += std::abs(t);
                             }
                             INFO("c(" << i << ", " << j << ")");
-                            REQUIRE(std::abs(c[i * ldc + j] - expected) <=
-                                    3e-5 * magnitude + 1e-7);
+                            REQUIRE(std::abs(c[i * ldc + j] - expected) <= 3e-5 * magnitude + 1e-7);
                         }
                         for (std::size_t j = n; j < ldc; ++j) { // padding untouched
                             REQUIRE(c[i * ldc + j] == c0[i * ldc + j]);
@@ -97,8 +98,7 @@ TEST_CASE("sgemm announces every row once, in order, after it is final", "[kerne
         const auto a = random_floats(m * k, 4);
         const auto b = random_floats(k * n, 5);
         std::vector<float> expected(m * n);
-        kernels::gemm_reference<float>(false, false, m, n, k, a.data(), b.data(),
-                                       expected.data());
+        kernels::gemm_reference<float>(false, false, m, n, k, a.data(), b.data(), expected.data());
         std::vector<float> c(m * n, std::nanf(""));
         std::size_t next = 0;
         bool final_when_announced = true;

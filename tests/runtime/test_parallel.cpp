@@ -34,12 +34,12 @@ TEST_CASE("parallel_for runs every task once and rethrows a task's error", "[par
             CHECK(h.load() == 1);
         }
     }
-    CHECK_THROWS_WITH(runtime::parallel_for(
-                          8, [](std::size_t t) {
-                              if (t == 5) {
-                                  throw ValueError("task 5 failed");
-                              }
-                          }),
+    CHECK_THROWS_WITH(runtime::parallel_for(8,
+                                            [](std::size_t t) {
+                                                if (t == 5) {
+                                                    throw ValueError("task 5 failed");
+                                                }
+                                            }),
                       "task 5 failed");
     // Nested calls run serially on the calling thread.
     std::atomic<int> inner{0};
@@ -59,10 +59,9 @@ TEST_CASE("GEMMs split over threads match the naive triple loop", "[parallel]") 
         bool ta, tb;
         std::size_t m, n, k;
     };
-    auto [ta, tb, m, n, k] = GENERATE(Case{false, false, 64, 250, 300},
-                                      Case{true, false, 301, 70, 64},
-                                      Case{false, true, 64, 130, 257},
-                                      Case{true, true, 200, 35, 300});
+    auto [ta, tb, m, n, k] =
+        GENERATE(Case{false, false, 64, 250, 300}, Case{true, false, 301, 70, 64},
+                 Case{false, true, 64, 130, 257}, Case{true, true, 200, 35, 300});
     xt::xarray<double> a = random_array({ta ? k : m, ta ? m : k}, 1);
     xt::xarray<double> b = random_array({tb ? n : k, tb ? k : n}, 2);
     xt::xarray<double> c = xt::zeros<double>({m, n});
@@ -72,8 +71,7 @@ TEST_CASE("GEMMs split over threads match the naive triple loop", "[parallel]") 
     require_close(c, ref, 1e-10);
 }
 
-TEST_CASE("conv, pooling and fused kernels give the same values on 1 and 3 threads",
-          "[parallel]") {
+TEST_CASE("conv, pooling and fused kernels give the same values on 1 and 3 threads", "[parallel]") {
     auto run = [](int n) {
         Threads threads(n);
         Tensor x = Tensor::from_values(random_array({6, 4, 10, 10}, 3)).set_requires_grad();
@@ -84,8 +82,7 @@ TEST_CASE("conv, pooling and fused kernels give the same values on 1 and 3 threa
         Tensor loss = sum(y * y) + sum(chain);
         loss.backward();
         return std::vector<xt::xarray<double>>{y.values<double>(), chain.values<double>(),
-                                               x.grad().values<double>(),
-                                               w.grad().values<double>(),
+                                               x.grad().values<double>(), w.grad().values<double>(),
                                                big.grad().values<double>()};
     };
     const auto one = run(1);
@@ -98,8 +95,8 @@ TEST_CASE("conv, pooling and fused kernels give the same values on 1 and 3 threa
 TEST_CASE("plans flush denormals on every thread and restore the caller's mode", "[parallel]") {
     Threads threads(3);
     const bool saved = Flags::flush_denormal();
-    const float tiny = 1e-38F;         // normal; half of it is not
-    const float denormal = 5e-39F;     // below float's smallest normal, 1.18e-38
+    const float tiny = 1e-38F;     // normal; half of it is not
+    const float denormal = 5e-39F; // below float's smallest normal, 1.18e-38
     REQUIRE(std::fpclassify(denormal) == FP_SUBNORMAL);
     const std::size_t n = std::size_t{1} << 22;
     auto run = [&](bool flush) {
