@@ -50,8 +50,8 @@ void shuffle_in_place(std::vector<std::size_t>& v, std::mt19937_64& engine) {
 }
 
 // Rows order[begin..end) of `data` (N, ...) as a new (end - begin, ...) leaf. The rows are
-// copied straight into the leaf's storage: no staging vector, and a batch's block is one the
-// previous batch freed (Storage keeps large blocks), so a step costs no page faults for its input.
+// copied straight into the leaf's storage: no staging vector, and the block is one an earlier
+// batch freed (Storage keeps large blocks), so a step costs no page faults for its input.
 template <class T>
 Tensor gather_rows(const xt::xarray<T>& data, const std::vector<std::size_t>& order,
                    std::size_t begin, std::size_t end) {
