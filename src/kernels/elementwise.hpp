@@ -14,6 +14,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/strided.hpp"
+#include "runtime/parallel.hpp"
 
 namespace pynn::kernels {
 
@@ -64,6 +65,11 @@ void map_row(T* out, const std::array<const T*, N>& in, const std::array<std::pt
 }
 } // namespace detail
 
+// Rows of at least twice this many elements are split over the pool, in ranges of at least this
+// many: an unfused op on a large tensor then uses every thread, as a fused region does (64 of
+// its 1024-element tiles per thread; fewer cost more to hand over than they save).
+inline constexpr std::size_t kParallelElements = std::size_t{64} * 1024;
+
 // out (contiguous, out_shape) = f(in_0, ..., in_{N-1}) with each input broadcast to out_shape.
 template <class T, std::size_t N, class F>
 void map(const Shape& out_shape, T* out, const std::array<const T*, N>& in,
@@ -76,14 +82,23 @@ void map(const Shape& out_shape, T* out, const std::array<const T*, N>& in,
     for_each_row<N + 1>(out_shape, strides,
                         [&](const std::array<std::ptrdiff_t, N + 1>& off, std::size_t n,
                             const std::array<std::ptrdiff_t, N + 1>& inc) {
-                            std::array<const T*, N> row;
-                            std::array<std::ptrdiff_t, N> row_inc;
-                            for (std::size_t k = 0; k < N; ++k) {
-                                row[k] = in[k] + off[k + 1];
-                                row_inc[k] = inc[k + 1];
+                            // Elements [a, b) of the row (scalars stay put: stride 0).
+                            auto part = [&](std::size_t a, std::size_t b) {
+                                std::array<const T*, N> row;
+                                std::array<std::ptrdiff_t, N> row_inc;
+                                for (std::size_t k = 0; k < N; ++k) {
+                                    row[k] = in[k] + off[k + 1] +
+                                             inc[k + 1] * static_cast<std::ptrdiff_t>(a);
+                                    row_inc[k] = inc[k + 1];
+                                }
+                                detail::map_row<T, N>(out + off[0] + a, row, row_inc, b - a, f,
+                                                      std::make_index_sequence<N>{});
+                            };
+                            if (n >= 2 * kParallelElements) {
+                                runtime::parallel_ranges(n, kParallelElements, part);
+                            } else {
+                                part(0, n);
                             }
-                            detail::map_row<T, N>(out + off[0], row, row_inc, n, f,
-                                                  std::make_index_sequence<N>{});
                         });
 }
 
@@ -102,9 +117,7 @@ inline void stream_store(double* dst, const double* src) {
 #elif defined(__SSE2__)
 constexpr std::size_t kStreamBytes = 16;
 inline void stream_store(float* dst, const float* src) { _mm_stream_ps(dst, _mm_loadu_ps(src)); }
-inline void stream_store(double* dst, const double* src) {
-    _mm_stream_pd(dst, _mm_loadu_pd(src));
-}
+inline void stream_store(double* dst, const double* src) { _mm_stream_pd(dst, _mm_loadu_pd(src)); }
 #endif
 } // namespace detail
 

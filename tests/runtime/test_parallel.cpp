@@ -120,3 +120,30 @@ TEST_CASE("plans flush denormals on every thread and restore the caller's mode",
     half = half * 0.5F;
     CHECK(half == denormal);
 }
+
+TEST_CASE("a lone elementwise op on a large tensor splits over the pool and matches a plain loop",
+          "[parallel]") {
+    const std::size_t n = 300001; // > 2 * 64K: split, unevenly on 3 threads
+    const xt::xarray<double> a = random_array({n}, 7);
+    const xt::xarray<double> b = random_array({n}, 8);
+    for (const int threads_n : {1, 3}) {
+        Threads threads(threads_n);
+        Tensor ta = Tensor::from_values(a);
+        Tensor tb = Tensor::from_values(b);
+        Tensor product = ta * tb; // one op: its own kernel, not a fused region
+        Tensor scaled = ta * 3.0; // a scalar operand (stride 0) in every range
+        for (const Tensor& t : {product, scaled}) {
+            ComputeGraph graph({t});
+            REQUIRE(graph.num_kernels() == 1);
+            CHECK(graph.to_string().find("fused") == std::string::npos);
+            graph.run();
+        }
+        const xt::xarray<double> p = product.values<double>();
+        const xt::xarray<double> s = scaled.values<double>();
+        std::size_t wrong = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            wrong += (p(i) == a(i) * b(i) && s(i) == a(i) * 3.0) ? 0 : 1;
+        }
+        CHECK(wrong == 0);
+    }
+}
