@@ -47,6 +47,12 @@ public:
     // Named state that is not trained but belongs in a checkpoint (PyTorch's buffers), e.g.
     // BatchNorm's running statistics.
     virtual std::vector<std::pair<std::string, Tensor>> buffers() const { return {}; }
+    // State that is no tensor but belongs in a checkpoint too (PyTorch's get_extra_state /
+    // set_extra_state), e.g. Dropout's generator, so that a resumed run draws the same masks.
+    // state_dict() keeps it as text under "<layer index>._extra_state". Empty: none (the
+    // default). set_extra_state throws ValueError, changing nothing, on text it cannot read.
+    virtual std::string extra_state() const { return {}; }
+    virtual void set_extra_state(const std::string& state);
     virtual std::string name() const = 0;
     virtual void set_training(bool training) { m_training = training; }
     bool training() const { return m_training; }

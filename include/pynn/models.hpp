@@ -33,9 +33,12 @@ public:
     std::vector<std::pair<std::string, Tensor>> named_parameters() const;
     void save(const std::string& path) const;
     void load(const std::string& path);
-    // The same tensors as save() writes, copied (Note [State dicts] in pynn/io/safetensors.hpp).
+    // The same tensors as save() writes, copied (Note [State dicts] in pynn/io/safetensors.hpp),
+    // and each layer's extra state as text ("<layer index>._extra_state", e.g. Dropout's
+    // generator), so that a resumed run continues exactly.
     io::StateDict state_dict() const;
-    // As load(), from memory; the same checks, but ValueError.
+    // As load(), from memory; the same checks, but ValueError; also sets each layer's extra
+    // state (missing, unexpected or unreadable: ValueError, nothing changed).
     void load_state_dict(const io::StateDict& state);
 
 private:
@@ -67,9 +70,12 @@ public:
     std::vector<std::pair<std::string, Tensor>> named_parameters() const;
     void save(const std::string& path) const;
     void load(const std::string& path);
-    // The same tensors as save() writes, copied (Note [State dicts] in pynn/io/safetensors.hpp).
+    // The same tensors as save() writes, copied (Note [State dicts] in pynn/io/safetensors.hpp),
+    // and each layer's extra state as text ("<layer index>._extra_state", e.g. Dropout's
+    // generator), so that a resumed run continues exactly.
     io::StateDict state_dict() const;
-    // As load(), from memory; the same checks, but ValueError.
+    // As load(), from memory; the same checks, but ValueError; also sets each layer's extra
+    // state (missing, unexpected or unreadable: ValueError, nothing changed).
     void load_state_dict(const io::StateDict& state);
 
 private:

@@ -31,6 +31,7 @@ public:
     explicit Generator(std::uint64_t seed = 0) : m_engine(seed) {}
     void seed(std::uint64_t s) { m_engine.seed(s); }
     std::mt19937_64& engine() { return m_engine; }
+    const std::mt19937_64& engine() const { return m_engine; }
     static Generator& global();
 
 private:
@@ -49,7 +50,8 @@ public:
     static Tensor ones(const Shape& shape, DType dtype = Flags::global_type());
     static Tensor full(const Shape& shape, double value, DType dtype = Flags::global_type());
     static Tensor scalar(double value, DType dtype = Flags::global_type());
-    // Normal(mean, stddev) and Uniform[low, high) samples from `gen` (the global generator by default).
+    // Normal(mean, stddev) and Uniform[low, high) samples from `gen` (the global generator by
+    // default).
     static Tensor randn(const Shape& shape, double mean = 0.0, double stddev = 1.0,
                         DType dtype = Flags::global_type(), Generator* gen = nullptr);
     static Tensor rand(const Shape& shape, double low = 0.0, double high = 1.0,
@@ -80,7 +82,8 @@ public:
     Tensor& set_requires_grad(bool enabled = true); // leaves only
     bool requires_grad() const;
     bool is_leaf() const;
-    // Differentiates this (scalar) tensor and adds the gradients into every leaf that requires grad.
+    // Differentiates this (scalar) tensor and adds the gradients into every leaf that requires
+    // grad.
     void backward() const;
     void backward(const Tensor& grad_output) const; // seed gradient for a non-scalar output
     Tensor grad() const;                            // the accumulated gradient of a leaf
@@ -91,7 +94,7 @@ public:
     Tensor detach() const; // same values, no gradient flows back through the result
 
     // --- in-place on leaves (optimizers, checkpoint loading) ---
-    void assign(const Tensor& source);            // copies values (same shape and dtype)
+    void assign(const Tensor& source); // copies values (same shape and dtype)
     void assign_values(const xt::xarray<float>& values);
     void assign_values(const xt::xarray<double>& values);
 

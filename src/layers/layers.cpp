@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <optional>
+#include <random>
 #include <sstream>
 
 #include "graph/node.hpp"
@@ -26,8 +27,9 @@ Activation::Activation(Tensor (*f)(const Tensor&)) : m_fn(f), m_name("activation
     }
 }
 Activation::Activation(Tensor (*f)(const Tensor&, int))
-    : m_fn([f](const Tensor& x) { return f(x, -1); }),
-      m_name(f == &softmax ? "softmax" : f == &log_softmax ? "log_softmax" : "activation") {}
+    : m_fn([f](const Tensor& x) { return f(x, -1); }), m_name(f == &softmax       ? "softmax"
+                                                              : f == &log_softmax ? "log_softmax"
+                                                                                  : "activation") {}
 Activation::Activation(Tensor (*f)(const Tensor&, double))
     : m_fn([f](const Tensor& x) { return f(x, 0.01); }),
       m_name(f == &leaky_relu ? "leaky_relu" : "activation") {}
@@ -35,6 +37,10 @@ Activation::Activation(std::function<Tensor(const Tensor&)> f, std::string name)
     : m_fn(std::move(f)), m_name(std::move(name)) {}
 
 namespace layers {
+
+void Layer::set_extra_state(const std::string& /*state*/) {
+    throw ValueError(name() + " has no extra state to load");
+}
 
 std::vector<std::string> Layer::parameter_names() const {
     std::vector<std::string> names;
@@ -66,8 +72,8 @@ namespace {
 class DenseLayer : public WeightBiasLayer {
 public:
     DenseLayer(std::size_t in, std::size_t out, Activation act, bool use_bias)
-        : WeightBiasLayer(checked_shape(in, out), 1, use_bias, std::move(act), "dense"),
-          m_in(in), m_out(out) {}
+        : WeightBiasLayer(checked_shape(in, out), 1, use_bias, std::move(act), "dense"), m_in(in),
+          m_out(out) {}
     Tensor forward(const Tensor& x) override {
         if (x.dim() == 0 || x.shape().back() != m_in) {
             throw ShapeError("Dense(" + std::to_string(m_in) + ", " + std::to_string(m_out) +
@@ -125,6 +131,22 @@ public:
         s << "Dropout(" << m_p << ")";
         return s.str();
     }
+    // The generator's state, as the standard library writes a mt19937_64.
+    std::string extra_state() const override {
+        std::ostringstream s;
+        s << m_generator.engine();
+        return s.str();
+    }
+    void set_extra_state(const std::string& state) override {
+        std::istringstream in(state);
+        std::mt19937_64 engine;
+        in >> engine;
+        if (in.fail() || !(in >> std::ws).eof()) {
+            throw ValueError(name() + ": the extra state is not a generator state (" +
+                             std::to_string(state.size()) + " characters)");
+        }
+        m_generator.engine() = engine; // only once it was read whole
+    }
 
 private:
     double m_p;
@@ -146,8 +168,8 @@ private:
 } // namespace
 
 Dense::Dense(std::size_t in_features, std::size_t out_features, Activation activation, bool bias)
-    : LayerHandle(std::make_shared<DenseLayer>(in_features, out_features, std::move(activation),
-                                               bias)) {}
+    : LayerHandle(
+          std::make_shared<DenseLayer>(in_features, out_features, std::move(activation), bias)) {}
 Tensor Dense::weight() const { return static_cast<const DenseLayer&>(*m_layer).weight(); }
 Tensor Dense::bias() const { return static_cast<const DenseLayer&>(*m_layer).bias(); }
 

@@ -120,7 +120,9 @@ void load_parameters(const std::string& who, const std::string& path,
     assign_parameters<IOError>(who + ": " + path, "the file", params, io::load_safetensors(path));
 }
 
-// A snapshot of every parameter and buffer, for state_dict().
+std::string extra_state_key(std::size_t layer) { return std::to_string(layer) + "._extra_state"; }
+
+// A snapshot of every parameter and buffer, and each layer's extra state, for state_dict().
 io::StateDict state_of(const std::vector<std::shared_ptr<layers::Layer>>& ls) {
     io::StateDict out;
     for (const auto& [name, t] : named_parameters_of(ls, true)) {
@@ -128,13 +130,63 @@ io::StateDict state_of(const std::vector<std::shared_ptr<layers::Layer>>& ls) {
         copy.assign(t);
         out.tensors.emplace_back(name, copy);
     }
+    for (std::size_t i = 0; i < ls.size(); ++i) {
+        if (std::string extra = ls[i]->extra_state(); !extra.empty()) {
+            out.set_text(extra_state_key(i), std::move(extra));
+        }
+    }
     return out;
+}
+
+// load_state_dict: every layer's extra state, then the tensors (assign_parameters). All or
+// nothing: a key missing or unexpected changes nothing, and extra states already set are put
+// back when a later one, or the tensors, do not fit.
+void load_state_of(const std::string& what, const std::vector<std::shared_ptr<layers::Layer>>& ls,
+                   const io::StateDict& state) {
+    std::string problems;
+    std::vector<std::pair<std::size_t, const std::string*>> given;
+    for (std::size_t i = 0; i < ls.size(); ++i) {
+        const std::string key = extra_state_key(i);
+        const auto it = state.values.find(key);
+        const bool has = !ls[i]->extra_state().empty();
+        if (has && it == state.values.end()) {
+            problems +=
+                "the state dict has no \"" + key + "\" (" + ls[i]->name() + "'s extra state); ";
+        } else if (!has && it != state.values.end()) {
+            problems += "unexpected \"" + key + "\": " + ls[i]->name() + " has no extra state; ";
+        } else if (has) {
+            given.emplace_back(i, &it->second);
+        }
+    }
+    if (!problems.empty()) {
+        throw ValueError(what + ": " + problems + "no weights were changed");
+    }
+    std::vector<std::pair<std::size_t, std::string>> before;
+    try {
+        for (const auto& [i, text] : given) {
+            before.emplace_back(i, ls[i]->extra_state());
+            try {
+                ls[i]->set_extra_state(*text);
+            } catch (const Error& e) {
+                throw ValueError(what + ": \"" + extra_state_key(i) + "\": " + e.what() +
+                                 "; no weights were changed");
+            }
+        }
+        assign_parameters<ValueError>(what, "the state dict", named_parameters_of(ls, true),
+                                      state.tensors);
+    } catch (...) {
+        for (const auto& [i, previous] : before) {
+            ls[i]->set_extra_state(previous);
+        }
+        throw;
+    }
 }
 
 std::string table(const std::vector<std::pair<std::string, Shape>>& rows,
                   const std::vector<std::size_t>& params) {
     std::ostringstream out;
-    out << std::left << std::setw(32) << "Layer" << std::setw(24) << "Output shape" << "Param #\n";
+    out << std::left << std::setw(32) << "Layer" << std::setw(24) << "Output shape"
+        << "Param #\n";
     out << std::string(66, '=') << "\n";
     std::size_t total = 0;
     for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -236,8 +288,7 @@ void Model::load(const std::string& path) {
 }
 io::StateDict Model::state_dict() const { return state_of(m_layers); }
 void Model::load_state_dict(const io::StateDict& state) {
-    assign_parameters<ValueError>("Model::load_state_dict", "the state dict",
-                                  named_parameters_of(m_layers, true), state.tensors);
+    load_state_of("Model::load_state_dict", m_layers, state);
 }
 
 Sequential::Sequential(std::initializer_list<layers::LayerHandle> ls)
@@ -291,8 +342,7 @@ void Sequential::load(const std::string& path) {
 }
 io::StateDict Sequential::state_dict() const { return state_of(m_layers); }
 void Sequential::load_state_dict(const io::StateDict& state) {
-    assign_parameters<ValueError>("Sequential::load_state_dict", "the state dict",
-                                  named_parameters_of(m_layers, true), state.tensors);
+    load_state_of("Sequential::load_state_dict", m_layers, state);
 }
 
 } // namespace pynn::models

@@ -1,7 +1,7 @@
 // Resuming from a checkpoint: two epochs in one go and one epoch, a save, fresh objects, a load and
 // one more epoch give bit-identical losses, weights and optimizer state, for every optimizer, with
-// a schedule, a BatchNorm buffer and a shuffling DataLoader in the state. Plus the pieces on their
-// own: StateDict, DataLoader::set_epoch and the schedules' state.
+// a schedule, a BatchNorm buffer, a Dropout generator and a shuffling DataLoader in the state. Plus
+// the pieces on their own: StateDict, DataLoader::set_epoch and the schedules' state.
 #include <filesystem>
 #include <memory>
 #include <numeric>
@@ -53,6 +53,7 @@ models::Model build_model(std::uint64_t init_seed) {
     Tensor h = layers::Dense(6, 10)(x_input);
     h = layers::BatchNorm1d(10)(h); // a buffer (running statistics) in the state
     h = layers::Lambda([](const Tensor& t) { return relu(t); }, "relu")(h);
+    h = layers::Dropout(0.25, init_seed)(h); // its generator's state (extra state) too
     Tensor logits = layers::Dense(10, 3)(h);
     return models::Model(x_input, logits);
 }
@@ -320,4 +321,55 @@ TEST_CASE("StateDict keeps numbers exactly and joins parts under prefixes", "[io
     CHECK_FALSE(back.contains("lr"));
     CHECK(back.part("nothing").values.empty());
     fs::remove_all(fs::path(path).parent_path());
+}
+
+TEST_CASE("load_state_dict sets a layer's extra state, all or nothing", "[nn][io]") {
+    auto build = [](std::uint64_t seed) {
+        manual_seed(seed);
+        Tensor x = Tensor::randn({4, 5});
+        Tensor y = layers::Dense(3, 2)(layers::Dropout(0.5, seed)(layers::Dense(5, 3)(x)));
+        return std::pair{models::Model(x, y), x};
+    };
+    auto [model, x] = build(1);
+    auto masks = [](const models::Model& m, const Tensor& in) {
+        std::vector<xt::xarray<float>> out;
+        for (int i = 0; i < 3; ++i) {
+            out.push_back(m(in).values<float>());
+        }
+        return out;
+    };
+    (void)model(x).values<float>(); // the generator moves on
+    const io::StateDict saved = model.state_dict();
+    REQUIRE(saved.contains("1._extra_state"));
+    const auto expected = masks(model, x);
+
+    auto [other, x2] = build(2);
+    other.load_state_dict(saved);
+    CHECK(masks(other, x) == expected); // same weights and the same next masks
+
+    // A missing, an unexpected and an unreadable extra state: ValueError, nothing changed.
+    auto [third, x3] = build(3);
+    const io::StateDict before = third.state_dict();
+    io::StateDict missing = saved;
+    missing.values.erase("1._extra_state");
+    CHECK_THROWS_MATCHES(third.load_state_dict(missing), ValueError,
+                         Catch::Message("Model::load_state_dict: the state dict has no "
+                                        "\"1._extra_state\" (Dropout(0.5)'s extra state); no "
+                                        "weights were changed"));
+    io::StateDict unexpected = saved;
+    unexpected.set_text("0._extra_state", "x");
+    CHECK_THROWS_MATCHES(third.load_state_dict(unexpected), ValueError,
+                         Catch::Message("Model::load_state_dict: unexpected \"0._extra_state\": "
+                                        "Dense(5, 3) has no extra state; no weights were changed"));
+    io::StateDict unreadable = saved;
+    unreadable.set_text("1._extra_state", "12 not a generator");
+    CHECK_THROWS_MATCHES(
+        third.load_state_dict(unreadable), ValueError,
+        Catch::Message("Model::load_state_dict: \"1._extra_state\": Dropout(0.5): the extra "
+                       "state is not a generator state (18 characters); no weights were changed"));
+    // Tensors that do not fit: the extra state, set first, is put back.
+    io::StateDict bad_tensor = saved;
+    bad_tensor.tensors.pop_back();
+    CHECK_THROWS_AS(third.load_state_dict(bad_tensor), ValueError);
+    CHECK(snapshot(third.state_dict()) == snapshot(before));
 }
