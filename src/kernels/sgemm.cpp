@@ -38,7 +38,8 @@ constexpr std::size_t kDepth = 1024;
 constexpr std::size_t kBlockRows = kRows * 8;
 // How far ahead (in rows of b) an unpacked panel is prefetched; measured best of 2..16.
 constexpr std::size_t kPrefetchRows = 4;
-// Largest b (in floats, 256 KB) whose panels are all packed when there are several row blocks.
+// Largest depth block of b (kc x n floats, 256 KB) whose panels are all packed up front when
+// there are several row blocks.
 constexpr std::size_t kPackFloats = std::size_t{64} * 1024;
 
 // Where a sliver of kRows rows of op(a) is read from: element (r, p) is at
@@ -259,12 +260,13 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
 
         // Panels of b: in place when possible, else packed (transposed and/or zero-padded).
         // With one row block each packed panel is used once, so it is packed right before use
-        // into one L1-sized buffer. With several row blocks and a small b (at most kPackFloats),
-        // every panel is packed up front and reused per block: a contiguous panel has no L1 set
-        // conflicts (rows of b 1 KB apart share a set every 4 rows). The MLP's weight gradient
-        // (784x256, k = 64): 0.75-0.90x its in-place time (min of 3 runs, warm and cold L2).
-        // A large b stays in place: a packed copy of the MLP's 784x256 weight next to the
-        // weight itself and the batch overflows L2, and made batch-256 inference ~8% slower.
+        // into one L1-sized buffer. With several row blocks and a small depth block of b (kc x n
+        // at most kPackFloats), every panel is packed up front and reused per block: a
+        // contiguous panel has no L1 set conflicts (rows of b 1 KB apart share a set every 4 rows).
+        // The MLP's weight gradient (784x256, k = 64): 0.75-0.90x its in-place time (min of 3 runs,
+        // warm and cold L2). A large b stays in place: a packed copy of the MLP's 784x256 weight
+        // next to the weight itself and the batch overflows L2, and made batch-256 inference ~8%
+        // slower.
         const bool one_block = m <= kBlockRows;
         const bool pack_all = !one_block && kc * n <= kPackFloats;
         auto packs = [&](const Panel& pn) {

@@ -5,6 +5,7 @@
 #include "layers/weight_bias.hpp"
 
 #include <cmath>
+#include <locale>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -134,11 +135,13 @@ public:
     // The generator's state, as the standard library writes a mt19937_64.
     std::string extra_state() const override {
         std::ostringstream s;
+        s.imbue(std::locale::classic()); // no digit grouping, whatever the global locale
         s << m_generator.engine();
         return s.str();
     }
     void set_extra_state(const std::string& state) override {
         std::istringstream in(state);
+        in.imbue(std::locale::classic());
         std::mt19937_64 engine;
         in >> engine;
         if (in.fail() || !(in >> std::ws).eof()) {

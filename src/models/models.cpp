@@ -158,6 +158,16 @@ void load_state_of(const std::string& what, const std::vector<std::shared_ptr<la
             given.emplace_back(i, &it->second);
         }
     }
+    for (const auto& [key, value] : state.values) { // "<i>._extra_state" past the last layer
+        const std::string suffix = "._extra_state";
+        if (key.size() > suffix.size() && key.ends_with(suffix) &&
+            key.find('.') == key.size() - suffix.size() &&
+            key.find_first_not_of("0123456789") == key.size() - suffix.size() &&
+            std::stoull(key.substr(0, key.size() - suffix.size())) >= ls.size()) {
+            problems +=
+                "unexpected \"" + key + "\": there are " + std::to_string(ls.size()) + " layers; ";
+        }
+    }
     if (!problems.empty()) {
         throw ValueError(what + ": " + problems + "no weights were changed");
     }
@@ -175,8 +185,9 @@ void load_state_of(const std::string& what, const std::vector<std::shared_ptr<la
         assign_parameters<ValueError>(what, "the state dict", named_parameters_of(ls, true),
                                       state.tensors);
     } catch (...) {
-        for (const auto& [i, previous] : before) {
-            ls[i]->set_extra_state(previous);
+        // Newest first: a layer at two indices gets its state from before the load back.
+        for (auto it = before.rbegin(); it != before.rend(); ++it) {
+            ls[it->first]->set_extra_state(it->second);
         }
         throw;
     }

@@ -208,8 +208,8 @@ ScopedFloatMode::ScopedFloatMode() : m_saved(float_mode()) {
 }
 
 ScopedFloatMode::~ScopedFloatMode() {
-    if (m_changed) {
-        set_float_mode(m_saved);
+    if (m_changed) { // only the two bits: exception flags raised by the run stay visible
+        set_float_mode((float_mode() & ~kFlushDenormals) | (m_saved & kFlushDenormals));
     }
 }
 

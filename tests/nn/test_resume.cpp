@@ -361,6 +361,11 @@ TEST_CASE("load_state_dict sets a layer's extra state, all or nothing", "[nn][io
     CHECK_THROWS_MATCHES(third.load_state_dict(unexpected), ValueError,
                          Catch::Message("Model::load_state_dict: unexpected \"0._extra_state\": "
                                         "Dense(5, 3) has no extra state; no weights were changed"));
+    io::StateDict stray = saved;
+    stray.set_text("7._extra_state", "x");
+    CHECK_THROWS_MATCHES(third.load_state_dict(stray), ValueError,
+                         Catch::Message("Model::load_state_dict: unexpected \"7._extra_state\": "
+                                        "there are 3 layers; no weights were changed"));
     io::StateDict unreadable = saved;
     unreadable.set_text("1._extra_state", "12 not a generator");
     CHECK_THROWS_MATCHES(

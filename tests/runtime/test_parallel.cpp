@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "kernels/gemm.hpp"
@@ -94,31 +95,39 @@ TEST_CASE("conv, pooling and fused kernels give the same values on 1 and 3 threa
 
 TEST_CASE("plans flush denormals on every thread and restore the caller's mode", "[parallel]") {
     Threads threads(3);
-    const bool saved = Flags::flush_denormal();
-    const float tiny = 1e-38F;     // normal; half of it is not
-    const float denormal = 5e-39F; // below float's smallest normal, 1.18e-38
-    REQUIRE(std::fpclassify(denormal) == FP_SUBNORMAL);
+    struct FlushFlag { // restored even when a check throws
+        bool saved = Flags::flush_denormal();
+        ~FlushFlag() { Flags::set_flush_denormal(saved); }
+    } flag;
+    const float tiny = 2.0F * std::numeric_limits<float>::min(); // normal; half of it is not
+    const float denormal = tiny / 4.0F;                          // below the smallest normal
+    REQUIRE(std::fpclassify(tiny) == FP_NORMAL);
+    REQUIRE(std::fpclassify(tiny / 2.0F) == FP_NORMAL);
+    REQUIRE(std::fpclassify(tiny / 4.0F) == FP_SUBNORMAL);
     const std::size_t n = std::size_t{1} << 22;
+    // The caller's own arithmetic keeps IEEE denormals after a run.
+    auto caller_keeps_denormals = [&] {
+        volatile float x = tiny;
+        x = x / 4.0F;
+        return x == denormal;
+    };
     auto run = [&](bool flush) {
         Flags::set_flush_denormal(flush);
         // Two ops each, so that they run as a fused kernel split over the pool.
-        Tensor made = abs(Tensor::full({n}, tiny, DType::Float32) * 0.5);     // makes denormals
-        Tensor read = abs(Tensor::full({n}, denormal, DType::Float32) * 2.0); // reads them
-        return std::pair{made.values<float>(), read.values<float>()};
+        Tensor made = abs(Tensor::full({n}, tiny, DType::Float32) * 0.25);    // makes (FTZ)
+        Tensor read = abs(Tensor::full({n}, denormal, DType::Float32) * 4.0); // reads (DAZ)
+        auto result = std::pair{made.values<float>(), read.values<float>()};
+        CHECK(caller_keeps_denormals());
+        return result;
     };
     const auto [made_on, read_on] = run(true);
     const auto [made_off, read_off] = run(false);
-    Flags::set_flush_denormal(saved);
 #if defined(__SSE__)
     CHECK(std::count(made_on.begin(), made_on.end(), 0.0F) == static_cast<std::ptrdiff_t>(n));
     CHECK(std::count(read_on.begin(), read_on.end(), 0.0F) == static_cast<std::ptrdiff_t>(n));
 #endif
     CHECK(std::count(made_off.begin(), made_off.end(), denormal) == static_cast<std::ptrdiff_t>(n));
     CHECK(std::count(read_off.begin(), read_off.end(), tiny) == static_cast<std::ptrdiff_t>(n));
-    // The caller's own arithmetic keeps IEEE denormals after a flushing run.
-    volatile float half = tiny;
-    half = half * 0.5F;
-    CHECK(half == denormal);
 }
 
 TEST_CASE("a lone elementwise op on a large tensor splits over the pool and matches a plain loop",
