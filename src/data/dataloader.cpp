@@ -63,17 +63,17 @@ Tensor gather_rows(const xt::xarray<T>& data, const std::vector<std::size_t>& or
     // Shuffled rows are scattered over the whole data set (188 MB for Fashion-MNIST): each is
     // fetched from memory while an earlier one is copied, kAhead rows ahead.
     constexpr std::size_t kAhead = 4;
-    const std::size_t line = 64 / sizeof(T);
-    for (std::size_t k = begin; k < std::min(end, begin + kAhead); ++k) {
-        for (std::size_t x = 0; x < row; x += line) {
+    auto prefetch_row = [&](std::size_t k) {
+        for (std::size_t x = 0; x < row; x += 64 / sizeof(T)) {
             __builtin_prefetch(data.data() + order[k] * row + x);
         }
+    };
+    for (std::size_t k = begin; k < std::min(end, begin + kAhead); ++k) {
+        prefetch_row(k);
     }
     for (std::size_t k = begin; k < end; ++k) {
         if (k + kAhead < end) {
-            for (std::size_t x = 0; x < row; x += line) {
-                __builtin_prefetch(data.data() + order[k + kAhead] * row + x);
-            }
+            prefetch_row(k + kAhead);
         }
         std::copy_n(data.data() + order[k] * row, row, out + (k - begin) * row);
     }
