@@ -62,7 +62,10 @@ TEST_CASE("GEMMs split over threads match the naive triple loop", "[parallel]") 
     };
     auto [ta, tb, m, n, k] =
         GENERATE(Case{false, false, 64, 250, 300}, Case{true, false, 301, 70, 64},
-                 Case{false, true, 64, 130, 257}, Case{true, true, 200, 35, 300});
+                 Case{false, true, 64, 130, 257}, Case{true, true, 200, 35, 300},
+                 // few rows, a large b: split by depth (3 parts), every transpose
+                 Case{false, false, 50, 300, 450}, Case{true, true, 40, 260, 520},
+                 Case{true, false, 3, 500, 400}, Case{false, true, 130, 256, 784});
     xt::xarray<double> a = random_array({ta ? k : m, ta ? m : k}, 1);
     xt::xarray<double> b = random_array({tb ? n : k, tb ? k : n}, 2);
     xt::xarray<double> c = xt::zeros<double>({m, n});
@@ -70,6 +73,43 @@ TEST_CASE("GEMMs split over threads match the naive triple loop", "[parallel]") 
     kernels::gemm<double>(ta, tb, m, n, k, a.data(), b.data(), c.data());
     kernels::gemm_reference<double>(ta, tb, m, n, k, a.data(), b.data(), ref.data());
     require_close(c, ref, 1e-10);
+}
+
+TEST_CASE("a GEMM split by depth accumulates and hands rows_done only final rows",
+          "[parallel]") {
+    // 60 rows against a 784 x 256 b on 3 threads: three depth parts, then the partials are
+    // added by blocks of rows and rows_done runs on each block. In float32, as plans run it.
+    Threads threads(3);
+    const std::size_t m = 60;
+    const std::size_t n = 256;
+    const std::size_t k = 784;
+    const xt::xarray<double> a64 = random_array({m, k}, 7);
+    const xt::xarray<double> b64 = random_array({k, n}, 8);
+    const xt::xarray<double> c64 = random_array({m, n}, 9);
+    xt::xarray<double> ref = xt::zeros<double>({m, n});
+    kernels::gemm_reference<double>(false, false, m, n, k, a64.data(), b64.data(), ref.data());
+    ref += c64;
+    const xt::xarray<float> a = xt::cast<float>(a64);
+    const xt::xarray<float> b = xt::cast<float>(b64);
+    xt::xarray<float> c = xt::cast<float>(c64);
+    std::vector<std::atomic<int>> seen(m);
+    std::atomic<int> wrong{0};
+    const kernels::RowsDone rows_done = [&](std::size_t begin, std::size_t end) {
+        for (std::size_t i = begin; i < end; ++i) {
+            seen[i].fetch_add(1);
+            for (std::size_t j = 0; j < n; ++j) {
+                if (std::abs(c(i, j) - ref(i, j)) > 1e-3) {
+                    wrong.fetch_add(1);
+                }
+            }
+        }
+    };
+    kernels::gemm<float>(false, false, m, n, k, a.data(), b.data(), c.data(), true, &rows_done);
+    CHECK(wrong.load() == 0);
+    for (auto& s : seen) {
+        CHECK(s.load() == 1);
+    }
+    require_close(xt::xarray<double>(xt::cast<double>(c)), ref, 1e-4);
 }
 
 TEST_CASE("conv, pooling and fused kernels give the same values on 1 and 3 threads", "[parallel]") {
