@@ -57,10 +57,12 @@ void gemm_serial(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, 
 
 // When a split by rows would leave each thread fewer than this many rows of c while op(b) has
 // at least kDepthSplitB elements, the depth is split instead (gemm_by_depth). Each part keeps
-// at least kMinDepth steps of k.
+// at least kMinDepth steps of k, and the partial products (all parts but the first) together
+// hold at most kMaxPartials elements (1 MB in float32), so the split never needs a large buffer.
 constexpr std::size_t kDepthSplitRows = 64;
 constexpr std::size_t kDepthSplitB = std::size_t{128} * 1024;
 constexpr std::size_t kMinDepth = 128;
+constexpr std::size_t kMaxPartials = std::size_t{256} * 1024;
 
 // c = sum over parts of op(a)[:, part] @ op(b)[part, :]: part i reads only its slice of b's
 // rows (and a's columns), so each core streams 1/parts of b. Why: split by rows, the MLP's first
@@ -116,9 +118,10 @@ void gemm_blocks(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, 
         gemm_serial(ta, tb, m, n, k, a, lda, b, ldb, c, n, accumulate, rows_done);
         return;
     }
-    if (m < threads * kDepthSplitRows && k * n >= kDepthSplitB && k >= 2 * kMinDepth) {
-        gemm_by_depth(std::min(threads, k / kMinDepth), ta, tb, m, n, k, a, lda, b, ldb, c,
-                      accumulate, rows_done);
+    const std::size_t depth_parts = std::min(threads, k / kMinDepth);
+    if (m < threads * kDepthSplitRows && k * n >= kDepthSplitB && depth_parts >= 2 &&
+        (depth_parts - 1) * m * n <= kMaxPartials) {
+        gemm_by_depth(depth_parts, ta, tb, m, n, k, a, lda, b, ldb, c, accumulate, rows_done);
         return;
     }
     const bool by_columns = n >= m && rows_done == nullptr;
