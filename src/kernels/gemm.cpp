@@ -56,9 +56,10 @@ void gemm_serial(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, 
 }
 
 // When a split by rows would leave each thread fewer than this many rows of c while op(b) has
-// at least kDepthSplitB elements, the depth is split instead (gemm_by_depth). Each part keeps
-// at least kMinDepth steps of k, and the partial products (all parts but the first) together
-// hold at most kMaxPartials elements (1 MB in float32), so the split never needs a large buffer.
+// at least kDepthSplitB elements, the depth is split instead (gemm_by_depth), one part per
+// thread. Each part keeps at least kMinDepth steps of k, and the partial products (all parts but
+// the first) together hold at most kMaxPartials elements (1 MB in float32, 2 MB in float64), so
+// the split never needs a large buffer.
 constexpr std::size_t kDepthSplitRows = 64;
 constexpr std::size_t kDepthSplitB = std::size_t{128} * 1024;
 constexpr std::size_t kMinDepth = 128;
@@ -76,7 +77,9 @@ template <class T>
 void gemm_by_depth(std::size_t parts, bool ta, bool tb, std::size_t m, std::size_t n,
                    std::size_t k, const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c,
                    bool accumulate, const RowsDone* rows_done) {
-    thread_local std::vector<T> buffer; // the calling thread's, reused from call to call
+    // The calling thread's, reused from call to call. rows_done must not run a GEMM (it could
+    // resize this buffer while it is read); plan epilogues are elementwise.
+    thread_local std::vector<T> buffer;
     buffer.resize((parts - 1) * m * n);
     T* const partials = buffer.data(); // the tasks must not name the thread_local: theirs differs
     runtime::parallel_for(parts, [&](std::size_t i) {
@@ -118,10 +121,9 @@ void gemm_blocks(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, 
         gemm_serial(ta, tb, m, n, k, a, lda, b, ldb, c, n, accumulate, rows_done);
         return;
     }
-    const std::size_t depth_parts = std::min(threads, k / kMinDepth);
-    if (m < threads * kDepthSplitRows && k * n >= kDepthSplitB && depth_parts >= 2 &&
-        (depth_parts - 1) * m * n <= kMaxPartials) {
-        gemm_by_depth(depth_parts, ta, tb, m, n, k, a, lda, b, ldb, c, accumulate, rows_done);
+    if (m < threads * kDepthSplitRows && k * n >= kDepthSplitB && k >= threads * kMinDepth &&
+        (threads - 1) * m * n <= kMaxPartials) {
+        gemm_by_depth(threads, ta, tb, m, n, k, a, lda, b, ldb, c, accumulate, rows_done);
         return;
     }
     const bool by_columns = n >= m && rows_done == nullptr;

@@ -17,7 +17,6 @@
 #include "pynn/flags.hpp"
 
 #if defined(__SSE__)
-#include <emmintrin.h> // _mm_pause
 #include <xmmintrin.h> // MXCSR: the SSE/AVX floating-point mode
 #endif
 
@@ -36,10 +35,12 @@ unsigned float_mode() { return 0; }
 void set_float_mode(unsigned /*mode*/) {}
 #endif
 
-// A spinning worker's wait between polls: x86's pause eases the spin's load on the core (and
-// on a hyperthread sibling); elsewhere the loop just polls.
-#if defined(__SSE2__)
-void cpu_relax() { _mm_pause(); }
+// A spinning worker's wait between polls: x86's pause (ARM's yield) eases the spin's load on
+// the core and on a hyperthread sibling; elsewhere the loop just polls.
+#if defined(__x86_64__) || defined(__i386__)
+void cpu_relax() { __builtin_ia32_pause(); }
+#elif defined(__aarch64__)
+void cpu_relax() { asm volatile("yield"); }
 #else
 void cpu_relax() {}
 #endif
@@ -116,17 +117,20 @@ private:
         }
     }
 
-    void worker(std::uint64_t seen) {
+    // Worker `index` (0-based; the posting thread is not one) of the pool.
+    void worker(std::uint64_t seen, std::size_t index) {
+        bool spin = true; // whether the last job had a block for this worker
         for (;;) {
             // Spin for the next job before sleeping: a plan's kernels come back to back, but
             // the serial stretches between parallel ones (small layers, the loss, the
-            // optimizer's small tensors, the next step's graph build) often last more than
-            // 50 us, and waking a sleeping worker costs more than that. Seed MLP step on 2
-            // threads, batch 64: plan 326-332 us with a 50 us spin, 271-276 with 200 us,
-            // 270 with 500 us, 275 with 2 ms. (OpenMP runtimes spin for similar times or
-            // longer before sleeping.)
+            // optimizer's small tensors, the next step's graph build) often outlast a short
+            // spin, and a worker woken from sleep starts late. Seed MLP step on 2 threads,
+            // batch 64: plan 326-332 us with a 50 us spin, 271-276 with 200 us, 270 with
+            // 500 us, 275 with 2 ms. (OpenMP runtimes spin for similar times or longer.) A
+            // worker the last job did not need (the pool is larger than the current thread
+            // count, or the job had fewer blocks) sleeps at once instead of burning a core.
             const auto spin_until = std::chrono::steady_clock::now() + kSpin;
-            while (m_generation.load(std::memory_order_acquire) == seen &&
+            while (spin && m_generation.load(std::memory_order_acquire) == seen &&
                    std::chrono::steady_clock::now() < spin_until) {
                 cpu_relax();
             }
@@ -149,6 +153,7 @@ private:
             if (float_mode() != mode) { // compute as the posting thread would
                 set_float_mode(mode);
             }
+            spin = index + 1 < blocks; // the caller runs block 0, workers the others
             for (std::size_t b; (b = grab(seen, blocks)) != kNone;) {
                 run_block(*job, b);
                 m_pending.fetch_sub(1, std::memory_order_acq_rel);
@@ -169,7 +174,7 @@ private:
         m_stop = false;
         for (std::size_t i = 0; i < workers; ++i) {
             m_workers.emplace_back(
-                [this, g = m_generation.load(std::memory_order_acquire)] { worker(g); });
+                [this, g = m_generation.load(std::memory_order_acquire), i] { worker(g, i); });
         }
     }
 

@@ -65,7 +65,7 @@ TEST_CASE("GEMMs split over threads match the naive triple loop", "[parallel]") 
                  Case{false, true, 64, 130, 257}, Case{true, true, 200, 35, 300},
                  // few rows, a large b: split by depth (3 parts), every transpose
                  Case{false, false, 50, 300, 450}, Case{true, true, 40, 260, 520},
-                 Case{true, false, 3, 500, 400}, Case{false, true, 130, 256, 784});
+                 Case{true, false, 20, 500, 400}, Case{false, true, 130, 256, 784});
     xt::xarray<double> a = random_array({ta ? k : m, ta ? m : k}, 1);
     xt::xarray<double> b = random_array({tb ? n : k, tb ? k : n}, 2);
     xt::xarray<double> c = xt::zeros<double>({m, n});
@@ -75,41 +75,57 @@ TEST_CASE("GEMMs split over threads match the naive triple loop", "[parallel]") 
     require_close(c, ref, 1e-10);
 }
 
-TEST_CASE("a GEMM split by depth accumulates and hands rows_done only final rows",
+TEST_CASE("float GEMMs split by depth: every transpose, accumulate, rows_done on final rows",
           "[parallel]") {
-    // 60 rows against a 784 x 256 b on 3 threads: three depth parts, then the partials are
-    // added by blocks of rows and rows_done runs on each block. In float32, as plans run it.
+    // On 3 threads each shape has fewer than 3 * 64 rows, op(b) of >= 128K elements, k >= 3 * 128
+    // and >= 4 MFLOP: the depth is split in 3 parts (kernels/gemm.cpp), each a float32 product
+    // by pynn's own sgemm (a transposed a has 128-173 steps per part), then the partials are
+    // added by blocks of rows and rows_done runs on each block.
     Threads threads(3);
-    const std::size_t m = 60;
-    const std::size_t n = 256;
-    const std::size_t k = 784;
-    const xt::xarray<double> a64 = random_array({m, k}, 7);
-    const xt::xarray<double> b64 = random_array({k, n}, 8);
-    const xt::xarray<double> c64 = random_array({m, n}, 9);
-    xt::xarray<double> ref = xt::zeros<double>({m, n});
-    kernels::gemm_reference<double>(false, false, m, n, k, a64.data(), b64.data(), ref.data());
-    ref += c64;
-    const xt::xarray<float> a = xt::cast<float>(a64);
-    const xt::xarray<float> b = xt::cast<float>(b64);
-    xt::xarray<float> c = xt::cast<float>(c64);
-    std::vector<std::atomic<int>> seen(m);
-    std::atomic<int> wrong{0};
-    const kernels::RowsDone rows_done = [&](std::size_t begin, std::size_t end) {
-        for (std::size_t i = begin; i < end; ++i) {
-            seen[i].fetch_add(1);
-            for (std::size_t j = 0; j < n; ++j) {
-                if (std::abs(c(i, j) - ref(i, j)) > 1e-3) {
-                    wrong.fetch_add(1);
+    struct Case {
+        bool ta, tb;
+        std::size_t m, n, k;
+    };
+    auto [ta, tb, m, n, k] =
+        GENERATE(Case{false, false, 60, 256, 784}, Case{false, true, 60, 256, 784},
+                 Case{true, false, 20, 500, 384}, Case{true, true, 40, 260, 520});
+    const bool accumulate = GENERATE(false, true);
+    // Two calls with different data: the second finds the first call's partials in the buffer.
+    for (std::uint64_t call = 0; call < 2; ++call) {
+        const xt::xarray<double> a64 = random_array({ta ? k : m, ta ? m : k}, 10 + call);
+        const xt::xarray<double> b64 = random_array({tb ? n : k, tb ? k : n}, 20 + call);
+        const xt::xarray<double> c64 = random_array({m, n}, 30 + call);
+        xt::xarray<double> ref = xt::zeros<double>({m, n});
+        kernels::gemm_reference<double>(ta, tb, m, n, k, a64.data(), b64.data(), ref.data());
+        if (accumulate) {
+            ref += c64;
+        }
+        const xt::xarray<float> a = xt::cast<float>(a64);
+        const xt::xarray<float> b = xt::cast<float>(b64);
+        // Without accumulate c's old values must not leak in: start from NaN.
+        xt::xarray<float> c = accumulate ? xt::xarray<float>(xt::cast<float>(c64))
+                                         : xt::xarray<float>(xt::zeros<float>({m, n}) *
+                                                             std::numeric_limits<float>::quiet_NaN());
+        std::vector<std::atomic<int>> seen(m);
+        std::atomic<int> wrong{0};
+        const kernels::RowsDone rows_done = [&](std::size_t begin, std::size_t end) {
+            for (std::size_t i = begin; i < end; ++i) {
+                seen[i].fetch_add(1);
+                for (std::size_t j = 0; j < n; ++j) {
+                    if (!(std::abs(c(i, j) - ref(i, j)) <= 1e-3)) {
+                        wrong.fetch_add(1);
+                    }
                 }
             }
+        };
+        kernels::gemm<float>(ta, tb, m, n, k, a.data(), b.data(), c.data(), accumulate,
+                             &rows_done);
+        CHECK(wrong.load() == 0);
+        for (auto& hits : seen) {
+            CHECK(hits.load() == 1);
         }
-    };
-    kernels::gemm<float>(false, false, m, n, k, a.data(), b.data(), c.data(), true, &rows_done);
-    CHECK(wrong.load() == 0);
-    for (auto& s : seen) {
-        CHECK(s.load() == 1);
+        require_close(xt::xarray<double>(xt::cast<double>(c)), ref, 1e-4);
     }
-    require_close(xt::xarray<double>(xt::cast<double>(c)), ref, 1e-4);
 }
 
 TEST_CASE("conv, pooling and fused kernels give the same values on 1 and 3 threads", "[parallel]") {
