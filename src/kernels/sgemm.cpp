@@ -201,16 +201,19 @@ struct Scratch {
 
 } // namespace
 
-bool sgemm_suits(bool trans_a, bool /*trans_b*/, std::size_t /*m*/, std::size_t n, std::size_t k) {
+bool sgemm_suits(bool trans_a, bool /*trans_b*/, std::size_t m, std::size_t n, std::size_t k) {
     // Measured against OpenBLAS at the MLP's and CNN's shapes (bench_kernels, and sgemm
     // against cblas_sgemm alone): b as stored 0.75-0.9x its time, transposed b (packed by
     // transpose16) 0.7-0.8x; with k < 16 loading and storing the c tile dominates (conv1's
     // k = 9: 1.4x), and with n < 16 most of each register tile is padding (conv1's weight
-    // gradient: 2.9x); a transposed a is 0.9-0.98x up to k = 64 but 1.04-1.14x at k = 256
-    // (packing it did not help). op(b) is streamed from L2 once per row block: larger problems
-    // go to BLAS, whose packing into cache-sized blocks pays off there (the CNN's 3136 x 128,
-    // 1.6 MB, still 0.74x).
-    return k >= 16 && n >= 16 && !(trans_a && k > 128) && k * n <= std::size_t{512} * 1024;
+    // gradient: 2.9x); a transposed a is 0.9-0.98x up to k = 64, and with k > 128 it stays
+    // ahead only while op(a) is at most 128K elements (m x k; 0.71-0.97x at m <= 256 and
+    // k = 256-2048, 1.0-1.18x from 256K elements: the MLP's 784 x 256 weight gradient at batch
+    // 256 stays with BLAS, its 256 x 128 one comes here, 0.83x; packing a did not help). op(b)
+    // is streamed from L2 once per row block: larger problems go to BLAS, whose packing into
+    // cache-sized blocks pays off there (the CNN's 3136 x 128, 1.6 MB, still 0.74x).
+    const bool large_transposed_a = trans_a && k > 128 && m * k > std::size_t{128} * 1024;
+    return k >= 16 && n >= 16 && !large_transposed_a && k * n <= std::size_t{512} * 1024;
 }
 
 void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, const float* a,

@@ -11,9 +11,9 @@
 
 namespace pynn::kernels {
 
-// True when sgemm measured at least as fast as OpenBLAS on such a shape: n not tiny, k neither
-// tiny nor (with a transposed) large, and op(b) (k x n) small enough to stream from a
-// core's L2 cache.
+// True when sgemm measured at least as fast as OpenBLAS on such a shape: n and k not tiny, a
+// transposed a not both deep (k > 128) and large (m x k > 128K), and op(b) (k x n) small
+// enough to stream from a core's L2 cache.
 bool sgemm_suits(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k);
 
 // Row-major c (m x n, row stride ldc) = op(a) (m x k) @ op(b) (k x n) (+ c when accumulate);
