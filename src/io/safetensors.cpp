@@ -424,22 +424,66 @@ NamedTensors load_safetensors(const std::string& path) { return read_safetensors
 
 namespace {
 
-// Removes the temporary file unless the save went through.
+std::string directory_of(const std::string& path) {
+    const auto slash = path.find_last_of('/');
+    return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// The file a save writes before renaming it over the target, named `path.tmp.<pid>`. On Linux
+// it starts as an unnamed file (O_TMPFILE) in the target's folder and gets that name only right
+// before the rename, so a save killed while writing (the slow part) leaves nothing behind. Where
+// the file system has no O_TMPFILE (or /proc, needed to name it, is missing) it is created under
+// its name. Either way the name is removed unless the save went through.
 class TempFile {
 public:
     explicit TempFile(std::string path) : m_path(std::move(path)) {}
     ~TempFile() {
-        if (!m_committed) {
+        if (m_named && !m_committed) {
             ::unlink(m_path.c_str());
         }
     }
     TempFile(const TempFile&) = delete;
     TempFile& operator=(const TempFile&) = delete;
     const std::string& path() const { return m_path; }
+
+    // A descriptor open for writing, or -1 with errno from creating the named file.
+    int open(const std::string& directory) {
+#if defined(O_TMPFILE)
+        const int fd = ::open(directory.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            if (::access(proc_path(fd).c_str(), F_OK) == 0) {
+                return fd;
+            }
+            ::close(fd);
+        }
+#else
+        (void)directory;
+#endif
+        m_named = true;
+        return ::open(m_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    }
+
+    // Gives an unnamed file its name (fd still open); 0, or -1 with errno. A file already there
+    // under that name can only be left by a killed process that had this pid: it is replaced.
+    int name(int fd) {
+        for (int attempt = 0; !m_named; ++attempt) {
+            if (::linkat(AT_FDCWD, proc_path(fd).c_str(), AT_FDCWD, m_path.c_str(),
+                         AT_SYMLINK_FOLLOW) == 0) {
+                m_named = true;
+            } else if (errno != EEXIST || attempt > 0 || ::unlink(m_path.c_str()) != 0) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+
     void commit() { m_committed = true; }
 
 private:
+    static std::string proc_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
     std::string m_path;
+    bool m_named = false;
     bool m_committed = false;
 };
 
@@ -490,11 +534,7 @@ void write_values(Writer& w, const Tensor& t) {
 // Makes the rename itself durable. Best effort: the new file is already in place, so a failure
 // here is no reason to report the save as failed.
 void sync_directory_of(const std::string& path) {
-    const auto slash = path.find_last_of('/');
-    const std::string dir = slash == std::string::npos ? "."
-                            : slash == 0               ? "/"
-                                                       : path.substr(0, slash);
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const int fd = ::open(directory_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         ::fsync(fd);
         ::close(fd);
@@ -549,7 +589,7 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
     text.append((8 - text.size() % 8) % 8, ' ');
 
     TempFile temp(path + ".tmp." + std::to_string(::getpid()));
-    FileDescriptor fd(::open(temp.path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666));
+    FileDescriptor fd(temp.open(directory_of(path)));
     if (fd.get() < 0) {
         const int err = errno;
         throw IOError("save_safetensors: " + path + ": cannot create the temporary file " +
@@ -572,6 +612,10 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
     if (::fsync(fd.get()) != 0) {
         const int err = errno;
         w.fail(err, "cannot flush (fsync) the temporary file " + temp.path());
+    }
+    if (temp.name(fd.get()) != 0) {
+        const int err = errno;
+        w.fail(err, "cannot name the temporary file " + temp.path());
     }
     if (fd.close() != 0) {
         const int err = errno;

@@ -1,8 +1,10 @@
 // A save killed at any moment leaves the old checkpoint or the complete new one, never a torn
 // file. A child process saves a large checkpoint over and over to the path that holds an older
 // one, and is killed with SIGKILL after a seeded random delay; the file must then be byte for byte
-// one of the two checkpoints and load. The temporary files the killed children leave behind must
-// not get in the way of later saves. POSIX only (fork, kill, waitpid); the child starts no thread.
+// one of the two checkpoints and load. On Linux the save writes an unnamed temporary file, so the
+// kills leave (almost) nothing behind; elsewhere the temporary files the killed children leave
+// must not get in the way of later saves. POSIX only (fork, kill, waitpid); the child starts no
+// thread.
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -14,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +56,37 @@ std::vector<std::string> temp_files(const fs::path& dir) {
     }
     std::sort(names.begin(), names.end());
     return names;
+}
+
+// Whether process `pid` has a temporary save file in `dir` open: an unnamed one shows in /proc
+// as "<dir>/#<inode> (deleted)", a named one as "<dir>/<file>.tmp.<pid>".
+bool writing_temp_file(pid_t pid, const fs::path& dir) {
+    std::error_code ec;
+    const fs::path fds = fs::path("/proc") / std::to_string(pid) / "fd";
+    for (const auto& e : fs::directory_iterator(fds, ec)) {
+        const std::string target = fs::read_symlink(e.path(), ec).string();
+        if (!ec && target.rfind(dir.string() + "/", 0) == 0 &&
+            (target.find("/#") != std::string::npos || target.find(".tmp.") != std::string::npos)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Whether saves into `dir` start from an unnamed file (what save_safetensors tries first).
+bool unnamed_temp_files(const fs::path& dir) {
+#if defined(O_TMPFILE)
+    const int fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return false;
+    }
+    const bool named_by_proc = fs::exists("/proc/self/fd/" + std::to_string(fd));
+    ::close(fd);
+    return named_by_proc;
+#else
+    (void)dir;
+    return false;
+#endif
 }
 
 } // namespace
@@ -96,7 +130,7 @@ TEST_CASE("a save killed mid-write leaves the old checkpoint or the new one, nev
     std::mt19937_64 rng(20240601);
     std::uniform_int_distribution<std::int64_t> delay(0, max_delay);
     constexpr int kills = 12;
-    int found_a = 0, found_b = 0, torn_writes = 0;
+    int found_a = 0, found_b = 0, torn_writes = 0, mid_write = 0;
     std::vector<std::string> strays;
     models::Sequential check = big_model(3);
     for (int k = 0; k < kills; ++k) {
@@ -115,6 +149,7 @@ TEST_CASE("a save killed mid-write leaves the old checkpoint or the new one, nev
             ::_exit(0);
         }
         std::this_thread::sleep_for(std::chrono::microseconds(wait_us));
+        mid_write += writing_temp_file(child, dir) ? 1 : 0;
         REQUIRE(::kill(child, SIGKILL) == 0);
         int status = 0;
         REQUIRE(::waitpid(child, &status, 0) == child);
@@ -138,11 +173,18 @@ TEST_CASE("a save killed mid-write leaves the old checkpoint or the new one, nev
             CHECK(name != "model.safetensors.tmp." + std::to_string(::getpid()));
         }
     }
-    INFO("old file " << found_a << " times, new file " << found_b << " times, a temporary file "
-                     << "left " << torn_writes << " times, save time "
-                     << std::chrono::duration<double>(save_time).count() << " s");
+    INFO("old file " << found_a << " times, new file " << found_b << " times, killed while "
+                     << "writing " << mid_write << " times, a temporary file left " << torn_writes
+                     << " times, save time " << std::chrono::duration<double>(save_time).count()
+                     << " s");
     CHECK(found_a + found_b == kills);
-    CHECK(torn_writes > 0); // the kills did interrupt writes: the test tested something
+    CHECK(mid_write > 0); // the kills did interrupt writes: the test tested something
+    if (unnamed_temp_files(dir)) {
+        // A name exists only between naming the written file and renaming it, a short part of
+        // a save: measured, one run in ~13 left one file behind (of 12 kills, 7-12 of them
+        // while writing), where named temporary files are left by nearly every such kill.
+        CHECK(strays.size() <= 2);
+    }
 
     // Later saves work with the strays around, even one with this process's own temporary name
     // (a pid reused after a crash): it is truncated and renamed, not appended to.
