@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -429,14 +430,32 @@ std::string directory_of(const std::string& path) {
     return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 }
 
-// The file a save writes before renaming it over the target, named `path.tmp.<pid>`. On Linux
-// it starts as an unnamed file (O_TMPFILE) in the target's folder and gets that name only right
-// before the rename, so a save killed while writing (the slow part) leaves nothing behind. Where
-// the file system has no O_TMPFILE (or /proc, needed to name it, is missing) it is created under
-// its name. Either way the name is removed unless the save went through.
+// The umask of this process, read without changing it (umask() would, for every thread), or -1.
+int process_umask() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("Umask:", 0) == 0) {
+            int mask = -1;
+            std::istringstream(line.substr(6)) >> std::oct >> mask;
+            return mask;
+        }
+    }
+    return -1;
+}
+
+// The file a save writes before renaming it over the target, named `<target>.tmp.<pid>` (or
+// `.tmp.<pid>.<n>` when that name is taken: a file under this name may belong to a process of
+// another PID namespace, or be left by a killed one, so it is never removed or reused). Where it
+// can, it starts as an unnamed file (Linux O_TMPFILE) in the target's folder and gets its name
+// only right before the rename, so a save killed while writing (the slow part) leaves nothing
+// behind; that needs /proc (to name it) and the umask (O_TMPFILE skipped it on kernels before
+// 2022). Otherwise it is created under its name. Names it created are removed unless the save
+// went through.
 class TempFile {
 public:
-    explicit TempFile(std::string path) : m_path(std::move(path)) {}
+    explicit TempFile(const std::string& target)
+        : m_base(target + ".tmp." + std::to_string(::getpid())), m_path(m_base) {}
     ~TempFile() {
         if (m_named && !m_committed) {
             ::unlink(m_path.c_str());
@@ -444,46 +463,66 @@ public:
     }
     TempFile(const TempFile&) = delete;
     TempFile& operator=(const TempFile&) = delete;
+    // The file's name, or the name it will get.
     const std::string& path() const { return m_path; }
 
     // A descriptor open for writing, or -1 with errno from creating the named file.
     int open(const std::string& directory) {
 #if defined(O_TMPFILE)
-        const int fd = ::open(directory.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
-        if (fd >= 0) {
-            if (::access(proc_path(fd).c_str(), F_OK) == 0) {
-                return fd;
+        const int unnamed = ::open(directory.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        if (unnamed >= 0) {
+            const int mask = process_umask();
+            if (mask >= 0 && ::access(proc_path(unnamed).c_str(), F_OK) == 0 &&
+                ::fchmod(unnamed, static_cast<mode_t>(0666 & ~mask)) == 0) {
+                m_unnamed = true;
+                return unnamed;
             }
-            ::close(fd);
+            ::close(unnamed);
         }
 #else
         (void)directory;
 #endif
-        m_named = true;
-        return ::open(m_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        for (int i = 0; i < kNames; ++i) {
+            m_path = name_number(i);
+            const int fd = ::open(m_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+            if (fd >= 0) {
+                m_named = true;
+                return fd;
+            }
+            if (errno != EEXIST) {
+                break;
+            }
+        }
+        return -1;
     }
 
-    // Gives an unnamed file its name (fd still open); 0, or -1 with errno. A file already there
-    // under that name can only be left by a killed process that had this pid: it is replaced.
+    // Gives an unnamed file (fd still open) the first free name; 0, or -1 with errno.
     int name(int fd) {
-        for (int attempt = 0; !m_named; ++attempt) {
+        for (int i = 0; m_unnamed && !m_named && i < kNames; ++i) {
+            m_path = name_number(i);
             if (::linkat(AT_FDCWD, proc_path(fd).c_str(), AT_FDCWD, m_path.c_str(),
                          AT_SYMLINK_FOLLOW) == 0) {
                 m_named = true;
-            } else if (errno != EEXIST || attempt > 0 || ::unlink(m_path.c_str()) != 0) {
+            } else if (errno != EEXIST) {
                 return -1;
             }
         }
-        return 0;
+        return m_named ? 0 : -1;
     }
 
     void commit() { m_committed = true; }
 
 private:
+    static constexpr int kNames = 100; // tries before giving up with EEXIST
     static std::string proc_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+    std::string name_number(int i) const {
+        return i == 0 ? m_base : m_base + "." + std::to_string(i);
+    }
 
+    std::string m_base;
     std::string m_path;
-    bool m_named = false;
+    bool m_unnamed = false; // an O_TMPFILE file, named by name()
+    bool m_named = false;   // m_path is a name this object created
     bool m_committed = false;
 };
 
@@ -588,7 +627,7 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
     }
     text.append((8 - text.size() % 8) % 8, ' ');
 
-    TempFile temp(path + ".tmp." + std::to_string(::getpid()));
+    TempFile temp(path);
     FileDescriptor fd(temp.open(directory_of(path)));
     if (fd.get() < 0) {
         const int err = errno;

@@ -31,13 +31,15 @@ using Metadata = std::map<std::string, std::string>;
 // tensors first, then the F32 ones (each group in the order given), so every tensor's data is
 // aligned to its element size in the file, as the reference implementation does.
 //
-// The file is written to a temporary file `path + ".tmp.<pid>"` in the same directory, flushed to
+// The file is written to a temporary file `path + ".tmp.<pid>"` in the same directory (`.<n>`
+// appended while that name is taken: an existing file is never reused or removed), flushed to
 // disk (fsync) and renamed over `path`, so a reader sees either the old file or the complete new
-// one, never a partial one. On Linux the temporary file is unnamed (O_TMPFILE) while it is
-// written and gets its name just before the rename, so a save killed meanwhile leaves nothing
-// behind; elsewhere a killed save leaves the named file. On any failure the temporary file is
-// removed, `path` is left as it was, and an IOError names both files and the reason. (Two threads
-// of one process saving to the same path at once would share the temporary name; don't.)
+// one, never a partial one. Where the file system has O_TMPFILE (Linux, with /proc mounted) the
+// temporary file is unnamed while it is written and gets its name just before the rename, so a
+// killed save rarely leaves anything behind; elsewhere a killed save leaves the named file. On
+// any failure the temporary file is removed, `path` is left as it was, and an IOError names both
+// files and the reason. Saves to one path from several processes at once each write their own
+// temporary file; the last rename wins.
 //
 // Throws ValueError before touching the disk if a tensor is undefined, a name appears twice or is
 // "__metadata__", or a name or metadata string is not valid UTF-8.
