@@ -21,7 +21,10 @@
 #include <pynn/data/idx.hpp>
 #include <pynn/error.hpp>
 
+#include "support/temp_dir.hpp"
+
 namespace fs = std::filesystem;
+using pynn::testing::TempDir;
 using Bytes = std::vector<unsigned char>;
 using Catch::Matchers::Contains;
 using Catch::Matchers::EndsWith;
@@ -30,29 +33,6 @@ using Catch::Matchers::StartsWith;
 using pynn::data::read_idx;
 
 namespace {
-
-// A fresh directory per test case, removed at the end.
-class TempDir {
-public:
-    TempDir() {
-        static int counter = 0;
-        m_path = fs::temp_directory_path() /
-                 ("pynn_test_idx_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::remove_all(m_path);
-        fs::create_directories(m_path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(m_path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string file(const std::string& name) const { return (m_path / name).string(); }
-    const fs::path& path() const { return m_path; }
-
-private:
-    fs::path m_path;
-};
 
 void put_u32(Bytes& b, std::uint32_t v) {
     for (int shift = 24; shift >= 0; shift -= 8) {
@@ -138,7 +118,7 @@ std::vector<std::size_t> shape_of(const xt::xarray<float>& a) {
 } // namespace
 
 TEST_CASE("read_idx reads a raw ubyte file", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_idx_");
     const std::string path = dir.file("images-idx3-ubyte");
     write_raw(path, ubyte_idx({2, 3, 4}));
 
@@ -150,7 +130,7 @@ TEST_CASE("read_idx reads a raw ubyte file", "[io]") {
 }
 
 TEST_CASE("read_idx reads a gzip file by its magic bytes, whatever its name", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_idx_");
     const Bytes content = ubyte_idx({3, 5});
     const std::string path = GENERATE(as<std::string>{}, "labels-idx2-ubyte.gz", "no-suffix");
     write_gz(dir.file(path), content);
@@ -163,7 +143,7 @@ TEST_CASE("read_idx reads a gzip file by its magic bytes, whatever its name", "[
 }
 
 TEST_CASE("read_idx reads a gzip file of several members", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_idx_");
     const std::string path = dir.file("two-members.gz");
     const Bytes content = ubyte_idx({4, 10});
     const auto half = static_cast<std::ptrdiff_t>(content.size() / 2);
@@ -176,7 +156,7 @@ TEST_CASE("read_idx reads a gzip file of several members", "[io]") {
 }
 
 TEST_CASE("read_idx converts every IDX element type to float", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_idx_");
     const std::string path = dir.file("typed.idx");
     xt::xarray<float> expected;
     SECTION("0x09 sbyte") {
@@ -207,7 +187,7 @@ TEST_CASE("read_idx converts every IDX element type to float", "[io]") {
 }
 
 TEST_CASE("read_idx accepts a dimension of size zero", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_idx_");
     const std::string path = dir.file("empty-idx2-ubyte");
     write_raw(path, ubyte_idx({0, 28}));
     const xt::xarray<float> a = read_idx(path);
@@ -215,7 +195,7 @@ TEST_CASE("read_idx accepts a dimension of size zero", "[io]") {
 }
 
 TEST_CASE("read_idx rejects malformed raw files, naming the file and the byte", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_idx_");
     const std::string path = dir.file("bad-idx");
     const std::string at = "read_idx: " + path + ": byte ";
 
@@ -295,7 +275,7 @@ TEST_CASE("read_idx rejects malformed raw files, naming the file and the byte", 
 // Found by fuzz/fuzz_idx (fuzz/regressions/fuzz_idx/): an empty array whose other sizes multiply
 // past what strides can hold was accepted, and building its xtensor strides overflowed.
 TEST_CASE("read_idx rejects an empty array whose strides would overflow", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_idx_");
     const std::string path = dir.file("bad-idx");
     write_raw(path, idx_bytes(0x0B, {0, 36, 0x00FDFFFF, 0xFCFDFFFF, 0xF402CC00, 0x00010000}, {}));
     REQUIRE_THROWS_MATCHES(
@@ -309,7 +289,7 @@ TEST_CASE("read_idx rejects an empty array whose strides would overflow", "[io]"
 }
 
 TEST_CASE("read_idx gives offsets into the decompressed data for a malformed gzip file", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_idx_");
     const std::string path = dir.file("bad-idx.gz");
     const std::string at = "read_idx: " + path + ": byte ";
 
@@ -345,7 +325,7 @@ TEST_CASE("read_idx gives offsets into the decompressed data for a malformed gzi
 }
 
 TEST_CASE("read_idx rejects a broken gzip stream with the compressed offset", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_idx_");
     const std::string path = dir.file("broken.gz");
     write_gz(path, ubyte_idx({100, 100}));
     Bytes gz = read_raw(path);
@@ -390,7 +370,7 @@ TEST_CASE("read_idx rejects a broken gzip stream with the compressed offset", "[
 }
 
 TEST_CASE("read_idx names a path it cannot open", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_idx_");
     SECTION("a missing file") {
         const std::string path = dir.file("missing-idx3-ubyte.gz");
         REQUIRE_THROWS_MATCHES(
@@ -405,7 +385,7 @@ TEST_CASE("read_idx names a path it cannot open", "[io]") {
 }
 
 TEST_CASE("load_mnist reads the four files, flattened and scaled to [0, 1]", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_idx_");
     // Train: 3 images of 2x2, gzip; test: 2 images, raw (un-gzipped names are accepted too).
     write_gz(dir.file("train-images-idx3-ubyte.gz"),
              idx_bytes(0x08, {3, 2, 2}, {0, 51, 102, 255, 1, 2, 3, 4, 5, 6, 7, 8}));
@@ -427,7 +407,7 @@ TEST_CASE("load_mnist reads the four files, flattened and scaled to [0, 1]", "[i
 }
 
 TEST_CASE("load_mnist and load_fashion_mnist say what they looked for", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_idx_");
     const std::string hint = "`apt-get install dataset-fashion-mnist` provides Fashion-MNIST in "
                              "/usr/share/datasets/fashion-mnist";
 

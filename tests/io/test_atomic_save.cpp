@@ -27,7 +27,10 @@
 #include <pynn/io/safetensors.hpp>
 #include <pynn/pynn.hpp>
 
+#include "support/temp_dir.hpp"
+
 namespace fs = std::filesystem;
+using pynn::testing::TempDir;
 using namespace pynn;
 using Bytes = std::vector<char>;
 
@@ -58,22 +61,6 @@ std::vector<std::string> temp_files(const fs::path& dir) {
     std::sort(names.begin(), names.end());
     return names;
 }
-
-// A fresh folder under the system's temporary directory (name + this pid), removed at the end.
-struct ScratchDir {
-    explicit ScratchDir(const std::string& name)
-        : path(fs::temp_directory_path() / (name + std::to_string(::getpid()))) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~ScratchDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    ScratchDir(const ScratchDir&) = delete;
-    ScratchDir& operator=(const ScratchDir&) = delete;
-    fs::path path;
-};
 
 // Whether process `pid` has a temporary save file in `dir` open (an unnamed one shows in /proc
 // as "<dir>/#<inode> (deleted)", a named one as "<dir>/<file>.tmp.<pid>", with `dir` resolved),
@@ -116,8 +103,8 @@ bool unnamed_temp_files(const fs::path& dir) {
 
 TEST_CASE("a save killed mid-write leaves the old checkpoint or the new one, never a torn file",
           "[io]") {
-    const ScratchDir scratch("pynn_test_atomic_save_");
-    const fs::path& dir = scratch.path;
+    const TempDir scratch("pynn_test_atomic_save_");
+    const fs::path& dir = scratch.path();
     const std::string path = (dir / "model.safetensors").string();
 
     const models::Sequential a = big_model(1);
@@ -227,8 +214,8 @@ TEST_CASE("a save killed mid-write leaves the old checkpoint or the new one, nev
 
 TEST_CASE("saves to one path from two processes at once: each writes its own temporary file",
           "[io]") {
-    const ScratchDir scratch("pynn_test_two_savers_");
-    const fs::path& dir = scratch.path;
+    const TempDir scratch("pynn_test_two_savers_");
+    const fs::path& dir = scratch.path();
     const std::string path = (dir / "model.safetensors").string();
     const models::Sequential a = big_model(1);
     const models::Sequential b = big_model(2);

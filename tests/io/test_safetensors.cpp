@@ -25,44 +25,15 @@
 #include <pynn/layers.hpp>
 #include <pynn/models.hpp>
 
+#include "support/temp_dir.hpp"
+
 namespace fs = std::filesystem;
+using pynn::testing::TempDir;
 using Bytes = std::vector<unsigned char>;
 using namespace pynn;
 
 namespace {
 
-// A fresh directory per test case, removed at the end.
-class TempDir {
-public:
-    TempDir() {
-        static int counter = 0;
-        m_path =
-            fs::temp_directory_path() / ("pynn_test_safetensors_" + std::to_string(::getpid()) +
-                                         "_" + std::to_string(counter++));
-        fs::remove_all(m_path);
-        fs::create_directories(m_path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::permissions(m_path, fs::perms::owner_all, fs::perm_options::add, ec);
-        fs::remove_all(m_path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string file(const std::string& name) const { return (m_path / name).string(); }
-    const fs::path& path() const { return m_path; }
-    std::vector<std::string> entries() const {
-        std::vector<std::string> names;
-        for (const auto& e : fs::directory_iterator(m_path)) {
-            names.push_back(e.path().filename().string());
-        }
-        std::sort(names.begin(), names.end());
-        return names;
-    }
-
-private:
-    fs::path m_path;
-};
 
 void put_u64_le(Bytes& b, std::uint64_t v) {
     for (int i = 0; i < 8; ++i) {
@@ -175,7 +146,7 @@ private:
 } // namespace
 
 TEST_CASE("a safetensors file written by hand from the spec loads with its values", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_safetensors_");
     const std::string path = dir.file("hand.safetensors");
     // Bit patterns spelled out: F64 1.5 = 0x3FF8000000000000, -2.25 = 0xC002000000000000;
     // F32 1.0 = 0x3F800000, 2.0 = 0x40000000, -0.5 = 0xBF000000, 0.25 = 0x3E800000.
@@ -218,7 +189,7 @@ TEST_CASE("a safetensors file written by hand from the spec loads with its value
 }
 
 TEST_CASE("save_safetensors writes the bytes the spec describes", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_safetensors_");
     const std::string path = dir.file("x.safetensors");
     io::save_safetensors(path, {{"x", Tensor::from_values({1.0, -0.5}, DType::Float32)}});
     std::string header = R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
@@ -227,7 +198,7 @@ TEST_CASE("save_safetensors writes the bytes the spec describes", "[io]") {
 }
 
 TEST_CASE("save_safetensors and load_safetensors round-trip float32 and float64", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_safetensors_");
     const std::string path = dir.file("t.safetensors");
     xt::xarray<double> d{{1.0 / 3.0, -1e-300, 1e300}, {0.1, 2.5, -7.0}};
     xt::xarray<float> f{1.0F / 3.0F, -1e-30F, 3e38F, 0.1F, 7.0F};
@@ -261,7 +232,7 @@ TEST_CASE("save_safetensors and load_safetensors round-trip float32 and float64"
 }
 
 TEST_CASE("save_safetensors rejects bad names before touching the disk", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_safetensors_");
     const std::string path = dir.file("n.safetensors");
     const Tensor t = Tensor::zeros({2});
     CHECK(error_message<ValueError>([&] {
@@ -283,7 +254,7 @@ TEST_CASE("save_safetensors rejects bad names before touching the disk", "[io]")
 
 TEST_CASE("load_safetensors rejects malformed files, naming the file, byte and expectation",
           "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_safetensors_");
     const std::string path = dir.file("bad.safetensors");
     const std::string prefix = "load_safetensors: " + path + ": ";
     auto load_error = [&](const Bytes& bytes) {
@@ -442,7 +413,7 @@ TEST_CASE("load_safetensors rejects malformed files, naming the file, byte and e
 // Found by fuzz/fuzz_safetensors; the inputs are in fuzz/regressions/fuzz_safetensors/.
 TEST_CASE("load_safetensors turns every malformed header the fuzzer found into an IOError",
           "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_safetensors_");
     const std::string path = dir.file("fuzzed.safetensors");
     const std::string prefix = "load_safetensors: " + path + ": ";
     auto load_error = [&](const Bytes& bytes) {
@@ -490,7 +461,7 @@ TEST_CASE("Layer::parameter_names: Dense names its weight and bias, others numbe
 }
 
 TEST_CASE("Model::save / load round-trips the weights into a freshly built model", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_safetensors_");
     const std::string path = dir.file("model.safetensors");
     models::Model a = small_model(1);
     a.save(path);
@@ -510,7 +481,7 @@ TEST_CASE("Model::save / load round-trips the weights into a freshly built model
 }
 
 TEST_CASE("Model checkpoints round-trip in float64", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_safetensors_");
     const std::string path = dir.file("model64.safetensors");
     GlobalTypeGuard f64(DType::Float64);
     models::Model a = small_model(3);
@@ -523,7 +494,7 @@ TEST_CASE("Model checkpoints round-trip in float64", "[io]") {
 }
 
 TEST_CASE("Sequential::save / load names parameters by layer position", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_safetensors_");
     const std::string path = dir.file("seq.safetensors");
     manual_seed(5);
     models::Sequential a{layers::Flatten(), layers::Dense(4, 3, relu), layers::Dropout(0.1),
@@ -539,7 +510,7 @@ TEST_CASE("Sequential::save / load names parameters by layer position", "[io]") 
 }
 
 TEST_CASE("a checkpoint that does not fit the model throws and changes no weight", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_safetensors_");
     const std::string path = dir.file("a.safetensors");
     small_model(1).save(path);
     const std::string prefix = "Model::load: " + path + ": ";
@@ -612,7 +583,7 @@ TEST_CASE("a checkpoint that does not fit the model throws and changes no weight
 }
 
 TEST_CASE("saves are atomic: a failed save leaves the old file and no temporary file", "[io]") {
-    TempDir dir;
+    TempDir dir("pynn_test_safetensors_");
     const std::string path = dir.file("m.safetensors");
     models::Model first = small_model(1);
     first.save(path);

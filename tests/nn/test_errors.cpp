@@ -21,7 +21,10 @@
 #include <pynn/io/safetensors.hpp>
 #include <pynn/pynn.hpp>
 
+#include "support/temp_dir.hpp"
+
 namespace fs = std::filesystem;
+using pynn::testing::TempDir;
 using namespace pynn;
 using Catch::Contains;
 using Catch::EndsWith;
@@ -65,29 +68,6 @@ void show(const char* type, const char* expression, F&& f) {
     } while (false)
 
 namespace {
-
-// A fresh directory per test case, removed at the end.
-class TempDir {
-public:
-    TempDir() {
-        static int counter = 0;
-        m_path = fs::temp_directory_path() / ("pynn_test_errors_" + std::to_string(::getpid()) +
-                                              "_" + std::to_string(counter++));
-        fs::remove_all(m_path);
-        fs::create_directories(m_path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(m_path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string file(const std::string& name) const { return (m_path / name).string(); }
-    std::string path() const { return m_path.string(); }
-
-private:
-    fs::path m_path;
-};
 
 void write_raw(const std::string& path, const Bytes& bytes) {
     std::ofstream out(path, std::ios::binary);
@@ -499,7 +479,7 @@ TEST_CASE("errors: optimizers", "[errors]") {
 }
 
 TEST_CASE("errors: data", "[errors]") {
-    TempDir dir;
+    TempDir dir("pynn_test_errors_");
     const std::string apt_hint = "`apt-get install dataset-fashion-mnist` provides Fashion-MNIST "
                                  "in /usr/share/datasets/fashion-mnist";
     SECTION("the --data folder is missing") {
@@ -512,8 +492,8 @@ TEST_CASE("errors: data", "[errors]") {
                           Contains(apt_hint));
     }
     SECTION("a file of the data set is missing") {
-        REQUIRE_ERROR(data::load_fashion_mnist(dir.path()), IOError,
-                      Contains(dir.path() + ": found neither train-images-idx3-ubyte.gz nor "
+        REQUIRE_ERROR(data::load_fashion_mnist(dir.path().string()), IOError,
+                      Contains(dir.path().string() + ": found neither train-images-idx3-ubyte.gz nor "
                                             "train-images-idx3-ubyte") &&
                           Contains(apt_hint));
     }
@@ -596,7 +576,7 @@ TEST_CASE("errors: data", "[errors]") {
 }
 
 TEST_CASE("errors: checkpoints", "[errors]") {
-    TempDir dir;
+    TempDir dir("pynn_test_errors_");
     manual_seed(4);
     SECTION("a safetensors header longer than the file") {
         const std::string path = dir.file("cut.safetensors");

@@ -24,6 +24,12 @@ struct Threads {
     Threads& operator=(const Threads&) = delete;
     int m_saved;
 };
+
+// c (m x n) = op(a) @ op(b) with these transposes and sizes.
+struct GemmCase {
+    bool ta, tb;
+    std::size_t m, n, k;
+};
 } // namespace
 
 TEST_CASE("parallel_for runs every task once and rethrows a task's error", "[parallel]") {
@@ -56,16 +62,12 @@ TEST_CASE("parallel_for runs every task once and rethrows a task's error", "[par
 
 TEST_CASE("GEMMs split over threads match the naive triple loop", "[parallel]") {
     Threads threads(3);
-    struct Case {
-        bool ta, tb;
-        std::size_t m, n, k;
-    };
     auto [ta, tb, m, n, k] =
-        GENERATE(Case{false, false, 64, 250, 300}, Case{true, false, 301, 70, 64},
-                 Case{false, true, 64, 130, 257}, Case{true, true, 200, 35, 300},
+        GENERATE(GemmCase{false, false, 64, 250, 300}, GemmCase{true, false, 301, 70, 64},
+                 GemmCase{false, true, 64, 130, 257}, GemmCase{true, true, 200, 35, 300},
                  // few rows, a large b: split by depth (3 parts), every transpose
-                 Case{false, false, 50, 300, 450}, Case{true, true, 40, 260, 520},
-                 Case{true, false, 20, 500, 400}, Case{false, true, 130, 256, 784});
+                 GemmCase{false, false, 50, 300, 450}, GemmCase{true, true, 40, 260, 520},
+                 GemmCase{true, false, 20, 500, 400}, GemmCase{false, true, 130, 256, 784});
     xt::xarray<double> a = random_array({ta ? k : m, ta ? m : k}, 1);
     xt::xarray<double> b = random_array({tb ? n : k, tb ? k : n}, 2);
     xt::xarray<double> c = xt::zeros<double>({m, n});
@@ -82,13 +84,9 @@ TEST_CASE("float GEMMs split by depth: every transpose, accumulate, rows_done on
     // by pynn's own sgemm (a transposed a has 128-173 steps per part), then the partials are
     // added by blocks of rows and rows_done runs on each block.
     Threads threads(3);
-    struct Case {
-        bool ta, tb;
-        std::size_t m, n, k;
-    };
     auto [ta, tb, m, n, k] =
-        GENERATE(Case{false, false, 60, 256, 784}, Case{false, true, 60, 256, 784},
-                 Case{true, false, 20, 500, 384}, Case{true, true, 40, 260, 520});
+        GENERATE(GemmCase{false, false, 60, 256, 784}, GemmCase{false, true, 60, 256, 784},
+                 GemmCase{true, false, 20, 500, 384}, GemmCase{true, true, 40, 260, 520});
     const bool accumulate = GENERATE(false, true);
     // Two calls with different data: the second finds the first call's partials in the buffer.
     for (std::uint64_t call = 0; call < 2; ++call) {
