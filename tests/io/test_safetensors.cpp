@@ -34,7 +34,6 @@ using namespace pynn;
 
 namespace {
 
-
 void put_u64_le(Bytes& b, std::uint64_t v) {
     for (int i = 0; i < 8; ++i) {
         b.push_back(static_cast<unsigned char>(v >> (8 * i)));

@@ -493,8 +493,9 @@ TEST_CASE("errors: data", "[errors]") {
     }
     SECTION("a file of the data set is missing") {
         REQUIRE_ERROR(data::load_fashion_mnist(dir.path().string()), IOError,
-                      Contains(dir.path().string() + ": found neither train-images-idx3-ubyte.gz nor "
-                                            "train-images-idx3-ubyte") &&
+                      Contains(dir.path().string() +
+                               ": found neither train-images-idx3-ubyte.gz nor "
+                               "train-images-idx3-ubyte") &&
                           Contains(apt_hint));
     }
     SECTION("a truncated IDX file") {

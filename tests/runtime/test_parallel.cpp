@@ -101,9 +101,10 @@ TEST_CASE("float GEMMs split by depth: every transpose, accumulate, rows_done on
         const xt::xarray<float> a = xt::cast<float>(a64);
         const xt::xarray<float> b = xt::cast<float>(b64);
         // Without accumulate c's old values must not leak in: start from NaN.
-        xt::xarray<float> c = accumulate ? xt::xarray<float>(xt::cast<float>(c64))
-                                         : xt::xarray<float>(xt::zeros<float>({m, n}) *
-                                                             std::numeric_limits<float>::quiet_NaN());
+        xt::xarray<float> c = accumulate
+                                  ? xt::xarray<float>(xt::cast<float>(c64))
+                                  : xt::xarray<float>(xt::zeros<float>({m, n}) *
+                                                      std::numeric_limits<float>::quiet_NaN());
         std::vector<std::atomic<int>> seen(m);
         std::atomic<int> wrong{0};
         const kernels::RowsDone rows_done = [&](std::size_t begin, std::size_t end) {
@@ -116,8 +117,7 @@ TEST_CASE("float GEMMs split by depth: every transpose, accumulate, rows_done on
                 }
             }
         };
-        kernels::gemm<float>(ta, tb, m, n, k, a.data(), b.data(), c.data(), accumulate,
-                             &rows_done);
+        kernels::gemm<float>(ta, tb, m, n, k, a.data(), b.data(), c.data(), accumulate, &rows_done);
         CHECK(wrong.load() == 0);
         for (auto& hits : seen) {
             CHECK(hits.load() == 1);
