@@ -6,6 +6,8 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libxtensor-dev libxsimd-dev xtl-dev libxtensor-blas-dev
           libopenblas-dev catch2 libbenchmark-dev zlib1g-dev nlohmann-json3-dev)
+# xbyak (header-only assembler) for the fused-region code generator, on x86-64 only
+case "$(uname -m)" in x86_64|amd64) packages+=(libxbyak-dev) ;; esac
 for arg in "$@"; do
     case "$arg" in
         --with-data) packages+=(dataset-fashion-mnist) ;;

@@ -56,6 +56,7 @@ bool g_profile = env_flag("PYNN_PROFILE", false);
 bool g_detect_anomaly = env_flag("PYNN_DETECT_ANOMALY", false);
 bool g_own_gemm = env_flag("PYNN_OWN_GEMM", true);
 bool g_flush_denormal = env_flag("PYNN_FLUSH_DENORMAL", true);
+bool g_jit = env_flag("PYNN_JIT", true);
 } // namespace
 
 DType Flags::global_type() { return g_global_type; }
@@ -74,6 +75,8 @@ bool Flags::own_gemm() { return g_own_gemm; }
 void Flags::set_own_gemm(bool enabled) { g_own_gemm = enabled; }
 bool Flags::flush_denormal() { return g_flush_denormal; }
 void Flags::set_flush_denormal(bool enabled) { g_flush_denormal = enabled; }
+bool Flags::jit() { return g_jit; }
+void Flags::set_jit(bool enabled) { g_jit = enabled; }
 
 namespace {
 // pynn's thread count: PYNN_NUM_THREADS, else what OpenBLAS would have used (OPENBLAS_NUM_THREADS

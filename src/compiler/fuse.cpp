@@ -17,10 +17,12 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "compiler/jit.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
 #include "ops/builder.hpp"
 #include "ops/elementwise_functors.hpp"
+#include "pynn/flags.hpp"
 #include "runtime/parallel.hpp"
 
 namespace pynn::compiler {
@@ -124,6 +126,44 @@ RowFn<T> make_row_fn(const Op& op) {
         op);
 }
 
+// The op's code template in the region compiler (compiler/jit.hpp), and LeakyRelu's slope.
+std::pair<jit::OpCode, float> jit_op(const Op& op) {
+    using jit::OpCode;
+    return std::visit(
+        [](const auto& o) -> std::pair<OpCode, float> {
+            using O = std::decay_t<decltype(o)>;
+            if constexpr (std::is_same_v<O, Add>) return {OpCode::Add, 0.0F};
+            else if constexpr (std::is_same_v<O, Sub>) return {OpCode::Sub, 0.0F};
+            else if constexpr (std::is_same_v<O, Mul>) return {OpCode::Mul, 0.0F};
+            else if constexpr (std::is_same_v<O, Div>) return {OpCode::Div, 0.0F};
+            else if constexpr (std::is_same_v<O, Maximum>) return {OpCode::Maximum, 0.0F};
+            else if constexpr (std::is_same_v<O, Minimum>) return {OpCode::Minimum, 0.0F};
+            else if constexpr (std::is_same_v<O, Neg>) return {OpCode::Neg, 0.0F};
+            else if constexpr (std::is_same_v<O, Sqrt>) return {OpCode::Sqrt, 0.0F};
+            else if constexpr (std::is_same_v<O, Abs>) return {OpCode::Abs, 0.0F};
+            else if constexpr (std::is_same_v<O, Sign>) return {OpCode::Sign, 0.0F};
+            else if constexpr (std::is_same_v<O, Relu>) return {OpCode::Relu, 0.0F};
+            else if constexpr (std::is_same_v<O, LeakyRelu>)
+                return {OpCode::LeakyRelu, static_cast<float>(o.negative_slope)};
+            else if constexpr (std::is_same_v<O, Where>) return {OpCode::Where, 0.0F};
+            else if constexpr (is_absorbed_copy_v<O>) return {OpCode::Copy, 0.0F};
+            else if constexpr (std::is_same_v<O, Compare>) {
+                switch (o.kind) {
+                case CompareKind::Eq: return {OpCode::Eq, 0.0F};
+                case CompareKind::Ne: return {OpCode::Ne, 0.0F};
+                case CompareKind::Lt: return {OpCode::Lt, 0.0F};
+                case CompareKind::Le: return {OpCode::Le, 0.0F};
+                case CompareKind::Gt: return {OpCode::Gt, 0.0F};
+                case CompareKind::Ge: return {OpCode::Ge, 0.0F};
+                }
+                return {OpCode::Unsupported, 0.0F};
+            } else {
+                return {OpCode::Unsupported, 0.0F}; // exp, log, tanh, sigmoid, pow
+            }
+        },
+        op);
+}
+
 // Copies elements [start, start + len) of `src` broadcast to `shape` (strides st) into dst.
 template <class T>
 void gather(const T* src, const kernels::Strides& st, const Shape& shape, std::size_t start,
@@ -207,6 +247,7 @@ public:
         std::string op;
         std::vector<Ref> args;
         Ref dst;
+        std::pair<jit::OpCode, float> code{jit::OpCode::Unsupported, 0.0F};
     };
     enum class Mode : std::uint8_t { Full, Scalar, Gather };
 
@@ -234,6 +275,9 @@ public:
                 view = collapse(m_shape, kernels::broadcast_strides(s, m_shape));
             }
             m_gathers.push_back(std::move(view));
+        }
+        if constexpr (std::is_same_v<T, float>) {
+            compile_region();
         }
     }
 
@@ -271,6 +315,7 @@ public:
     // Runs elements [first, last) only, on this thread: a producer fused in front of the
     // region (GEMM rows, one image of a convolution) hands it each part while in cache.
     bool runs_in_parts() const override { return m_epilogues.empty(); }
+    bool compiled() const override { return m_jit != nullptr; }
     void run_part(const KernelArgs& args, std::size_t first, std::size_t last,
                   const PartInput* local) const override {
         PYNN_ASSERT(runs_in_parts(), "fused_elementwise: a region with reductions runs whole");
@@ -334,6 +379,9 @@ private:
         std::vector<std::ptrdiff_t> input_inc(m_modes.size());
         std::array<const T*, 3> src{};
         std::array<std::ptrdiff_t, 3> inc{};
+        // The region's machine code, when it has some and it is switched on.
+        const jit::Kernel* jit = std::is_same_v<T, float> && Flags::jit() ? m_jit.get() : nullptr;
+        std::vector<T*> jit_out(jit != nullptr ? m_jit_outputs + m_jit_stores.size() : 0);
         for (std::size_t start = first; start < last; start += kTile) {
             const std::size_t len = std::min(kTile, last - start);
             if (stream) { // memory-bound: keep loads in flight while the tile is computed
@@ -366,7 +414,19 @@ private:
                 return stream ? scratch.data() + (stream_rows + r.index) * kTile
                               : outs[r.index] + start;
             };
-            for (const Instr& instr : m_program) {
+            if constexpr (std::is_same_v<T, float>) {
+                if (jit != nullptr) {
+                    for (std::size_t o = 0; o < m_jit_outputs; ++o) {
+                        jit_out[o] = written(o) ? where({Ref::Output, o}) : nullptr;
+                    }
+                    for (std::size_t e = 0; e < m_jit_stores.size(); ++e) {
+                        jit_out[m_jit_outputs + e] = where(m_jit_stores[e]);
+                    }
+                    jit->run(input_at.data(), jit_out.data(), len);
+                }
+            }
+            for (std::size_t i = 0; jit == nullptr && i < m_program.size(); ++i) {
+                const Instr& instr = m_program[i];
                 for (std::size_t a = 0; a < instr.args.size(); ++a) { // at most 3 (where)
                     const Ref& r = instr.args[a];
                     src[a] = r.kind == Ref::Input ? input_at[r.index] : where(r);
@@ -387,6 +447,46 @@ private:
         if (stream) {
             kernels::stream_fence();
         }
+    }
+
+    bool written(std::size_t output) const {
+        return std::find(m_written.begin(), m_written.end(), output) != m_written.end();
+    }
+
+    // The program as machine code (float32 only; see compiler/jit.hpp). Reductions fused after
+    // the program read their source from memory, so a temporary one reads is stored too.
+    void compile_region() {
+        jit::Program p;
+        for (Mode m : m_modes) {
+            p.scalar_input.push_back(m == Mode::Scalar);
+        }
+        auto value = [](const Ref& r) {
+            const auto kind = r.kind == Ref::Input  ? jit::Value::Input
+                              : r.kind == Ref::Temp ? jit::Value::Temp
+                                                    : jit::Value::Output;
+            return jit::Value{kind, r.index};
+        };
+        for (const Instr& instr : m_program) {
+            jit::Instr j{instr.code.first, instr.code.second, {}, value(instr.dst)};
+            for (const Ref& r : instr.args) {
+                j.args.push_back(value(r));
+            }
+            if (instr.dst.kind == Ref::Output) {
+                p.num_outputs = std::max(p.num_outputs, instr.dst.index + 1);
+            }
+            p.instrs.push_back(std::move(j));
+        }
+        for (const Epilogue& e : m_epilogues) {
+            p.num_outputs = std::max(p.num_outputs, e.out_index + 1);
+        }
+        for (const Epilogue& e : m_epilogues) {
+            if (e.src.kind == Ref::Temp) {
+                m_jit_stores.push_back(e.src);
+                p.stores.push_back(value(e.src));
+            }
+        }
+        m_jit_outputs = p.num_outputs;
+        m_jit = jit::compile(p);
     }
 
     static void fold(const Epilogue& e, const T* v, std::size_t start, std::size_t len, T* out) {
@@ -450,6 +550,9 @@ private:
     std::vector<Epilogue> m_epilogues;
     std::vector<std::size_t> m_written; // outputs the program writes (not reduction epilogues)
     std::vector<Mode> m_modes;
+    std::shared_ptr<const jit::Kernel> m_jit; // null: interpreted
+    std::size_t m_jit_outputs = 0;
+    std::vector<Ref> m_jit_stores; // temporaries the machine code also stores (reduction sources)
     // A gathered input's shape and strides with mergeable axes merged: a bias of (C, 1, 1) read
     // over (N, C, H, W) copies runs of H*W values, not of W (14 for the CNN's second layer).
     struct GatherView {
@@ -501,6 +604,8 @@ public:
         }
         return names;
     }
+
+    bool compiled() const override { return m_region->compiled(); }
 
     std::string producer_name() const {
         return std::visit([](const auto& p) { return std::string(p.name); }, m_producer);
@@ -618,6 +723,7 @@ Step fuse_region(const Plan& plan, const Region& region, const std::vector<char>
         const Step& s = plan.steps[i];
         typename FusedElementwise<T>::Instr instr;
         instr.fn = make_row_fn<T>(s.op);
+        instr.code = jit_op(s.op);
         instr.op = std::string(op_name(s.op));
         for (std::size_t b : s.inputs) {
             auto it = produced.find(b);

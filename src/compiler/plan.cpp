@@ -86,7 +86,7 @@ std::string Plan::to_string() const {
         for (std::size_t k = 0; k < s.inputs.size(); ++k) {
             out << (k ? ", " : "") << buffer_ref(*this, s.inputs[k]);
         }
-        out << "\n";
+        out << (s.fused && s.fused->compiled() ? " (compiled)" : "") << "\n";
     }
     for (std::size_t i = 0; i < outputs.size(); ++i) {
         out << "  output " << i << ": " << buffer_ref(*this, outputs[i]) << "\n";

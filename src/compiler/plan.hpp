@@ -36,6 +36,8 @@ public:
     // regions that fold no reduction across elements); a producer fused in front of it then
     // hands it each part of its input while that part is in cache.
     virtual bool runs_in_parts() const { return false; }
+    // Whether it has machine code generated for it (compiler/jit.hpp), used while Flags::jit().
+    virtual bool compiled() const { return false; }
     // Elements [first, last) of the output, on the calling thread. With `local`, input
     // local->input is read from local->data, which holds just those elements (a producer's
     // per-thread buffer for one part).

@@ -1,0 +1,376 @@
+// The code generator behind jit.hpp. Hand-written on purpose: xbyak (Debian's libxbyak-dev) is
+// the assembler, and what is ours is only the mapping from the fused program to instructions.
+//
+// Generated function, System V ABI: rdi = in, rsi = out, rdx = n.
+//   r8  element index j          r10 n            r11 n rounded down to whole vectors
+//   k1  the last vector's mask   10 row pointers (inputs read as rows, then stored values)
+//   zmm28 0.0, zmm29 1.0, zmm30 sign bits, zmm31 scratch; broadcast scalars next, from zmm27 down;
+//   program values in the rest, from zmm0 up, each freed after its last use.
+// The loop body is emitted twice: once for whole vectors, once masked for the last n % 16.
+#include "compiler/jit.hpp"
+
+#include <cstring>
+#include <map>
+#include <optional>
+
+#if defined(PYNN_HAVE_XBYAK)
+#include <xbyak/xbyak.h>
+#include <xbyak/xbyak_util.h>
+#endif
+
+namespace pynn::compiler::jit {
+
+#if defined(PYNN_HAVE_XBYAK)
+
+namespace {
+
+constexpr int kZero = 28;
+constexpr int kOne = 29;
+constexpr int kSign = 30;
+constexpr int kScratch = 31;
+constexpr std::size_t kVector = 16; // floats per zmm
+
+// AVX-512 comparison predicates, the ones xsimd's batch operators use.
+constexpr std::uint8_t kEqOQ = 0x00;
+constexpr std::uint8_t kLtOQ = 0x11;
+constexpr std::uint8_t kLeOQ = 0x12;
+constexpr std::uint8_t kNeqOQ = 0x0C;
+constexpr std::uint8_t kGeOQ = 0x1D;
+constexpr std::uint8_t kGtOQ = 0x1E;
+
+std::size_t arity(OpCode op) {
+    switch (op) {
+    case OpCode::Copy:
+    case OpCode::Neg:
+    case OpCode::Sqrt:
+    case OpCode::Abs:
+    case OpCode::Sign:
+    case OpCode::Relu:
+    case OpCode::LeakyRelu: return 1;
+    case OpCode::Where: return 3;
+    case OpCode::Unsupported: return 0;
+    default: return 2;
+    }
+}
+
+// The program in SSA form: every instruction defines a new value; inputs are values too.
+struct Ssa {
+    std::vector<std::vector<std::size_t>> args; // per instruction
+    std::vector<std::size_t> last_use;          // per value: instruction index, or SIZE_MAX
+    std::vector<std::size_t> stores;            // values stored after the program
+    std::size_t inputs = 0;                     // values [0, inputs) are the inputs
+};
+
+Ssa to_ssa(const Program& p) {
+    Ssa s;
+    s.inputs = p.scalar_input.size();
+    s.last_use.assign(s.inputs, 0);
+    std::map<std::pair<Value::Kind, std::size_t>, std::size_t> bound; // temp/output -> value
+    auto lookup = [&](const Value& v) -> std::size_t {
+        if (v.kind == Value::Input) {
+            return v.index;
+        }
+        return bound.at({v.kind, v.index}); // a program writes a temp before it reads it
+    };
+    for (std::size_t i = 0; i < p.instrs.size(); ++i) {
+        std::vector<std::size_t> a;
+        for (const Value& v : p.instrs[i].args) {
+            a.push_back(lookup(v));
+            s.last_use[a.back()] = i;
+        }
+        s.args.push_back(std::move(a));
+        bound[{p.instrs[i].dst.kind, p.instrs[i].dst.index}] = s.last_use.size();
+        s.last_use.push_back(i); // dead unless read later
+    }
+    for (const Value& v : p.stores) {
+        s.stores.push_back(lookup(v));
+        s.last_use[s.stores.back()] = SIZE_MAX;
+    }
+    return s;
+}
+
+class Generator final : public Xbyak::CodeGenerator, public Kernel {
+public:
+    explicit Generator(const Program& p)
+        : Xbyak::CodeGenerator(4096 + 512 * p.instrs.size(), Xbyak::DontSetProtectRWE),
+          m_program(p), m_ssa(to_ssa(p)) {}
+
+    // Emits the function; false when it needs more registers than there are.
+    bool generate() {
+        using namespace Xbyak;
+        const Reg64 pool[] = {rax, rbx, rbp, rcx, rdx, r9, r12, r13, r14, r15};
+        // Row pointers: inputs read as rows, then outputs, then stored values.
+        std::vector<std::pair<bool, std::size_t>> rows; // (is output slot, index)
+        for (std::size_t k = 0; k < m_program.scalar_input.size(); ++k) {
+            if (!m_program.scalar_input[k]) {
+                m_input_row[k] = rows.size();
+                rows.emplace_back(false, k);
+            }
+        }
+        for (const Instr& in : m_program.instrs) {
+            if (in.dst.kind == Value::Output && !m_output_row.contains(in.dst.index)) {
+                m_output_row[in.dst.index] = rows.size();
+                rows.emplace_back(true, in.dst.index);
+            }
+        }
+        for (std::size_t s = 0; s < m_program.stores.size(); ++s) {
+            m_store_row.push_back(rows.size());
+            rows.emplace_back(true, m_program.num_outputs + s);
+        }
+        std::size_t scalars = 0;
+        for (bool s : m_program.scalar_input) {
+            scalars += s ? 1 : 0;
+        }
+        if (rows.size() > std::size(pool) || scalars > 8) {
+            return false;
+        }
+        m_free_limit = kZero - static_cast<int>(scalars);
+
+        for (const Reg64& r : {rbx, rbp, r12, r13, r14, r15}) {
+            push(r);
+        }
+        mov(r10, rdx);
+        mov(r11, rdx);
+        and_(r11, -static_cast<int>(kVector));
+        mov(rcx, rdx); // k1 = the low n % 16 bits
+        and_(ecx, static_cast<int>(kVector - 1));
+        mov(eax, 1);
+        shl(eax, cl);
+        dec(eax);
+        kmovw(k1, eax);
+        vpxord(Zmm(kZero), Zmm(kZero), Zmm(kZero));
+        mov(eax, 0x3F800000); // 1.0F
+        vpbroadcastd(Zmm(kOne), eax);
+        mov(eax, 0x80000000U);
+        vpbroadcastd(Zmm(kSign), eax);
+        int next_scalar = kZero - 1;
+        for (std::size_t k = 0; k < m_program.scalar_input.size(); ++k) {
+            if (m_program.scalar_input[k]) {
+                m_scalar_reg[k] = next_scalar--;
+                mov(rax, ptr[rdi + 8 * k]);
+                vbroadcastss(Zmm(m_scalar_reg[k]), ptr[rax]);
+            }
+        }
+        for (std::size_t r = 0; r < rows.size(); ++r) {
+            const Reg64& base = rows[r].first ? rsi : rdi;
+            mov(pool[r], ptr[base + 8 * rows[r].second]);
+            m_row_reg.push_back(pool[r]);
+        }
+        xor_(r8, r8);
+        Label loop;
+        Label tail;
+        Label done;
+        L(loop);
+        cmp(r8, r11);
+        jae(tail, T_NEAR);
+        if (!body(false)) {
+            return false;
+        }
+        add(r8, static_cast<int>(kVector));
+        jmp(loop, T_NEAR);
+        L(tail);
+        cmp(r8, r10);
+        jae(done, T_NEAR);
+        if (!body(true)) {
+            return false;
+        }
+        L(done);
+        vzeroupper();
+        for (const Reg64& r : {r15, r14, r13, r12, rbp, rbx}) {
+            pop(r);
+        }
+        ret();
+        for (std::size_t i = 0; i < m_slopes.size(); ++i) { // LeakyRelu's slopes, as data
+            align(4);
+            L(*m_slopes[i].second);
+            std::uint32_t bits = 0;
+            std::memcpy(&bits, &m_slopes[i].first, sizeof bits);
+            dd(bits);
+        }
+        ready();            // every label resolved
+        setProtectModeRE(); // executable, no longer writable
+        m_fn = getCode<Fn>();
+        return true;
+    }
+
+private:
+    Xbyak::Address row_at(std::size_t row) { return ptr[m_row_reg[row] + r8 * 4]; }
+
+    // One pass of the program over the vector at r8 (masked by k1 for the last one).
+    bool body(bool masked) {
+        using namespace Xbyak;
+        std::vector<int> reg(m_ssa.last_use.size(), -1);
+        std::vector<int> free_regs;
+        for (int r = m_free_limit - 1; r >= 0; --r) {
+            free_regs.push_back(r);
+        }
+        auto take = [&]() -> std::optional<int> {
+            if (free_regs.empty()) {
+                return std::nullopt;
+            }
+            const int r = free_regs.back();
+            free_regs.pop_back();
+            return r;
+        };
+        auto store = [&](std::size_t row, int r) {
+            if (masked) {
+                vmovups(row_at(row) | k1, Zmm(r));
+            } else {
+                vmovups(row_at(row), Zmm(r));
+            }
+        };
+        for (std::size_t i = 0; i < m_program.instrs.size(); ++i) {
+            const Instr& in = m_program.instrs[i];
+            if (in.op == OpCode::Unsupported || in.args.size() != arity(in.op)) {
+                return false;
+            }
+            std::vector<int> a;
+            for (std::size_t v : m_ssa.args[i]) {
+                if (v < m_ssa.inputs && m_program.scalar_input[v]) {
+                    a.push_back(m_scalar_reg.at(v));
+                    continue;
+                }
+                if (reg[v] < 0) { // an input row, loaded at its first use
+                    const std::optional<int> r = take();
+                    if (!r) {
+                        return false;
+                    }
+                    reg[v] = *r;
+                    const Address at = row_at(m_input_row.at(v));
+                    if (masked) {
+                        vmovups(Zmm(*r) | k1 | T_z, at);
+                    } else {
+                        vmovups(Zmm(*r), at);
+                    }
+                }
+                a.push_back(reg[v]);
+            }
+            // Registers of values read for the last time are free for the result: every
+            // template below reads its operands before it writes its destination.
+            for (std::size_t v : m_ssa.args[i]) {
+                const bool scalar = v < m_ssa.inputs && m_program.scalar_input[v];
+                if (!scalar && reg[v] >= 0 && m_ssa.last_use[v] == i) {
+                    free_regs.push_back(reg[v]);
+                    reg[v] = -2; // freed once, even when an instruction reads it twice
+                }
+            }
+            const std::optional<int> d = take();
+            if (!d) {
+                return false;
+            }
+            emit(in, *d, a);
+            const std::size_t value = m_ssa.inputs + i;
+            reg[value] = *d;
+            if (in.dst.kind == Value::Output) {
+                store(m_output_row.at(in.dst.index), *d);
+            }
+            if (m_ssa.last_use[value] == i) { // nobody reads it (an output, or dead)
+                free_regs.push_back(*d);
+                reg[value] = -2;
+            }
+        }
+        for (std::size_t s = 0; s < m_ssa.stores.size(); ++s) {
+            const std::size_t v = m_ssa.stores[s];
+            if (v < m_ssa.inputs) {
+                return false; // a reduction of an input directly: the caller reads it itself
+            }
+            store(m_store_row[s], reg[v]);
+        }
+        return true;
+    }
+
+    void emit(const Instr& in, int d, const std::vector<int>& a) {
+        using namespace Xbyak;
+        const Zmm z(d);
+        const Zmm s(kScratch);
+        auto x = [&](std::size_t k) { return Zmm(a[k]); };
+        auto compare = [&](std::uint8_t predicate) {
+            vcmpps(k2, x(0), x(1), predicate);
+            vmovaps(z | k2 | T_z, Zmm(kOne));
+        };
+        switch (in.op) {
+        case OpCode::Copy: vmovaps(z, x(0)); break;
+        case OpCode::Add: vaddps(z, x(0), x(1)); break;
+        case OpCode::Sub: vsubps(z, x(0), x(1)); break;
+        case OpCode::Mul: vmulps(z, x(0), x(1)); break;
+        case OpCode::Div: vdivps(z, x(0), x(1)); break;
+        case OpCode::Maximum: vmaxps(z, x(0), x(1)); break; // a NaN gives the second operand,
+        case OpCode::Minimum: vminps(z, x(0), x(1)); break; // as _mm512_max_ps/_min_ps do
+        case OpCode::Neg: vpxord(z, x(0), Zmm(kSign)); break;
+        case OpCode::Sqrt: vsqrtps(z, x(0)); break;
+        case OpCode::Abs: vpandnd(z, Zmm(kSign), x(0)); break;
+        case OpCode::Relu: vmaxps(z, x(0), Zmm(kZero)); break;
+        case OpCode::Sign: // (x > 0) - (x < 0)
+            vcmpps(k2, x(0), Zmm(kZero), kGtOQ);
+            vcmpps(k3, x(0), Zmm(kZero), kLtOQ);
+            vmovaps(s | k2 | T_z, Zmm(kOne));
+            vmovaps(z | k3 | T_z, Zmm(kOne));
+            vsubps(z, s, z);
+            break;
+        case OpCode::LeakyRelu: { // x > 0 ? x : x * slope
+            auto label = std::make_unique<Label>();
+            vcmpps(k2, x(0), Zmm(kZero), kGtOQ);
+            vmulps(s, x(0), ptr_b[rip + *label]);
+            vmovaps(s | k2, x(0));
+            vmovaps(z, s);
+            m_slopes.emplace_back(in.param, std::move(label));
+            break;
+        }
+        case OpCode::Eq: compare(kEqOQ); break;
+        case OpCode::Ne: compare(kNeqOQ); break;
+        case OpCode::Lt: compare(kLtOQ); break;
+        case OpCode::Le: compare(kLeOQ); break;
+        case OpCode::Gt: compare(kGtOQ); break;
+        case OpCode::Ge: compare(kGeOQ); break;
+        case OpCode::Where: // cond != 0 ? a : b
+            vcmpps(k2, x(0), Zmm(kZero), kNeqOQ);
+            vblendmps(z | k2, x(2), x(1));
+            break;
+        case OpCode::Unsupported: break;
+        }
+    }
+
+    Program m_program;
+    Ssa m_ssa;
+    int m_free_limit = 0;
+    std::map<std::size_t, std::size_t> m_input_row;  // input -> row
+    std::map<std::size_t, std::size_t> m_output_row; // output -> row
+    std::vector<std::size_t> m_store_row;            // store -> row
+    std::map<std::size_t, int> m_scalar_reg;         // input -> zmm
+    std::vector<Xbyak::Reg64> m_row_reg;
+    std::vector<std::pair<float, std::unique_ptr<Xbyak::Label>>> m_slopes;
+};
+
+} // namespace
+
+bool available() {
+    static const bool yes = [] {
+        const Xbyak::util::Cpu cpu;
+        return cpu.has(Xbyak::util::Cpu::tAVX512F);
+    }();
+    return yes;
+}
+
+std::shared_ptr<const Kernel> compile(const Program& program) {
+    if (!available() || program.instrs.empty()) {
+        return nullptr;
+    }
+    try {
+        auto gen = std::make_shared<Generator>(program);
+        if (!gen->generate()) {
+            return nullptr;
+        }
+        return gen;
+    } catch (const Xbyak::Error&) { // e.g. no executable memory: the interpreter runs instead
+        return nullptr;
+    }
+}
+
+#else // no code generator in this build
+
+bool available() { return false; }
+std::shared_ptr<const Kernel> compile(const Program&) { return nullptr; }
+
+#endif
+
+} // namespace pynn::compiler::jit

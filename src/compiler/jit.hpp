@@ -1,0 +1,88 @@
+// Machine code for a fused elementwise region (float32, x86-64 with AVX-512, via xbyak).
+//
+// Why: the fused kernel's interpreter (compiler/fuse.cpp) runs a region op by op over 1024-value
+// tiles in L1, so every op loads and stores each value once more. On this project's machines
+// that costs ~2 cycles per op per 16 floats, three times a hand-written loop that keeps the whole
+// chain in registers: Adam's update of the MLP's 784x256 weight took ~0.3 ms against ~0.1 ms.
+// compile() turns the same program into a loop over 16-float vectors that loads each input
+// once, keeps every intermediate in a zmm register and stores only the region's outputs.
+//
+// The generated code computes exactly what the interpreter's SIMD body computes, op by op
+// (same instructions: no contraction into FMAs, same NaN rules for max/min/compare), with one
+// exception noted at OpCode::Neg. Regions it cannot compile (exp, log, tanh, sigmoid, pow, or
+// more live values than registers) return nullptr and stay on the interpreter.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace pynn::compiler::jit {
+
+enum class OpCode : std::uint8_t {
+    Copy,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Maximum,
+    Minimum,
+    Neg, // x ^ sign bit, so -(+0) is -0 as in PyTorch (xsimd's AVX-512 batch computes 0 - x)
+    Sqrt,
+    Abs,
+    Sign,
+    Relu,
+    LeakyRelu,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Where,
+    Unsupported,
+};
+
+// Where an instruction reads or writes: an input row (or broadcast scalar), a temporary, or
+// one of the region's outputs (the interpreter's Ref).
+struct Value {
+    enum Kind : std::uint8_t { Input, Temp, Output } kind;
+    std::size_t index;
+};
+
+struct Instr {
+    OpCode op;
+    float param = 0.0F; // LeakyRelu's slope
+    std::vector<Value> args;
+    Value dst;
+};
+
+struct Program {
+    std::vector<bool> scalar_input; // per input: one value broadcast (else a row)
+    std::size_t num_outputs = 0;
+    std::vector<Instr> instrs;
+    std::vector<Value> stores; // values also stored after the program (reduction sources)
+};
+
+// A compiled region. run(in, out, n) computes elements [0, n) of a tile: in[k] is input k's row
+// (or its scalar), out[o] output o's row for o < num_outputs, and out[num_outputs + s] where
+// stores[s] goes. Rows need no alignment; n may be any count (a masked last vector).
+class Kernel {
+public:
+    using Fn = void (*)(const float* const* in, float* const* out, std::size_t n);
+    virtual ~Kernel() = default;
+    void run(const float* const* in, float* const* out, std::size_t n) const { m_fn(in, out, n); }
+
+protected:
+    Fn m_fn = nullptr;
+};
+
+// True when this build has the code generator and the CPU runs AVX-512F.
+bool available();
+
+// The program as machine code, or nullptr when it has an op without a code template, needs
+// more registers than there are, or available() is false.
+std::shared_ptr<const Kernel> compile(const Program& program);
+
+} // namespace pynn::compiler::jit

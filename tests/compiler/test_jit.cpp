@@ -1,0 +1,285 @@
+// The fused-region code generator (compiler/jit.hpp): compiled regions compute exactly what the
+// interpreter computes, on random regions of every op it has code for (ragged lengths, scalar
+// and broadcast inputs, several outputs, fused reductions, regions split over threads) and on
+// special values (NaN, infinities, signed zeros); regions it cannot compile stay interpreted.
+#include <cmath>
+#include <random>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "compiler/jit.hpp"
+#include "support/gradcheck.hpp"
+
+using namespace pynn;
+
+namespace {
+
+// Restores the switches a test changes.
+struct FlagScope {
+    bool jit = Flags::jit();
+    int threads = Flags::num_threads();
+    FlagScope() = default;
+    ~FlagScope() {
+        Flags::set_jit(jit);
+        Flags::set_num_threads(threads);
+    }
+    FlagScope(const FlagScope&) = delete;
+    FlagScope& operator=(const FlagScope&) = delete;
+};
+
+// Equal values; NaN matches NaN. +0 matches -0: the interpreter's AVX-512 negation computes
+// 0 - x, the generated code flips the sign bit (-0, as PyTorch).
+void require_same(const xt::xarray<float>& got, const xt::xarray<float>& want) {
+    REQUIRE(got.shape() == want.shape());
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        const float a = got.flat(i);
+        const float b = want.flat(i);
+        if (!(a == b || (std::isnan(a) && std::isnan(b)))) {
+            FAIL("element " << i << ": compiled " << a << ", interpreted " << b);
+        }
+    }
+}
+
+// Runs `outputs` once compiled and once interpreted; returns whether any kernel was compiled.
+bool compare_compiled(const std::vector<Tensor>& outputs) {
+    Flags::set_jit(true);
+    ComputeGraph g(outputs);
+    g.run();
+    std::vector<xt::xarray<float>> compiled;
+    for (const Tensor& t : outputs) {
+        compiled.push_back(t.values<float>());
+    }
+    const std::string plan = g.to_string();
+    Flags::set_jit(false);
+    g.run();
+    INFO(plan);
+    for (std::size_t i = 0; i < outputs.size(); ++i) {
+        INFO("output " << i);
+        require_same(compiled[i], outputs[i].values<float>());
+    }
+    return plan.find("(compiled)") != std::string::npos;
+}
+
+Tensor clamp4(const Tensor& t) { // keeps products of products finite
+    return minimum(maximum(t, Tensor::scalar(-4.0)), Tensor::scalar(4.0));
+}
+
+// A random region over x, y (rows, cols), a bias (cols) and a scalar s, from every op with a
+// code template.
+std::vector<Tensor> random_region(std::mt19937_64& rng, const Tensor& x, const Tensor& y,
+                                  const Tensor& bias, const Tensor& s) {
+    auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+    std::vector<Tensor> pool{x, y};
+    const std::size_t steps = 3 + pick(10);
+    for (std::size_t k = 0; k < steps; ++k) {
+        const Tensor a = pool[pick(pool.size())];
+        const Tensor b = pool[pick(pool.size())];
+        Tensor out;
+        switch (pick(16)) {
+        case 0: out = a + b; break;
+        case 1: out = a - b; break;
+        case 2: out = clamp4(a * b); break;
+        case 3: out = a / (abs(b) + 0.5); break;
+        case 4: out = maximum(a, b); break;
+        case 5: out = minimum(a, b); break;
+        case 6: out = -a; break;
+        case 7: out = sqrt(abs(a)); break;
+        case 8: out = sign(a) + a; break;
+        case 9: out = relu(a) * s; break;
+        case 10: out = leaky_relu(a, 0.1) + bias; break;
+        case 11: {
+            const Tensor c[] = {eq(a, b), ne(a, b), lt(a, b), le(a, b), gt(a, b), ge(a, b)};
+            out = c[pick(6)] + a;
+            break;
+        }
+        case 12: out = where(gt(a, b), a, b * s); break;
+        case 13: out = reshape(reshape(a, {a.numel()}) * 2.0, a.shape()); break;
+        case 14: out = a * s + bias; break;
+        default: out = abs(a) - b; break;
+        }
+        pool.push_back(out);
+    }
+    std::vector<Tensor> outputs;
+    outputs.reserve(3);
+    outputs.push_back(pool.back());
+    if (pick(2) == 0) { // a second output from inside the region
+        outputs.push_back(pool[2 + pick(pool.size() - 2)]);
+    }
+    if (pick(2) == 0) { // a reduction fused after it (its source is stored by the code)
+        outputs.push_back(sum(pool.back() * pool.back(), {1}));
+    }
+    return outputs;
+}
+
+} // namespace
+
+TEST_CASE("compiled regions equal the interpreter on random regions", "[compiler][jit]") {
+    FlagScope scope;
+    // Ragged lengths (a masked last vector), whole vectors, several tiles, and regions large
+    // enough to be split over two threads.
+    const std::vector<Shape> shapes{{1, 1}, {1, 15}, {3, 7}, {4, 16}, {2, 1031}, {33, 1000}};
+    std::size_t compiled = 0;
+    for (std::uint64_t seed = 1; seed <= 300; ++seed) {
+        const Shape& shape = shapes[seed % shapes.size()];
+        Flags::set_num_threads(seed % 2 == 0 ? 2 : 1);
+        manual_seed(seed);
+        const Tensor x = Tensor::randn(shape);
+        const Tensor y = Tensor::randn(shape);
+        const Tensor bias = Tensor::randn({shape[1]});
+        const Tensor s = Tensor::scalar(0.75);
+        std::mt19937_64 rng(seed);
+        const std::vector<Tensor> outputs = random_region(rng, x, y, bias, s);
+        INFO("seed " << seed << ", shape " << pynn::to_string(shape));
+        compiled += compare_compiled(outputs) ? 1 : 0;
+    }
+    clear_plan_cache();
+    if (compiler::jit::available()) {
+        CHECK(compiled > 250); // the rest: single ops, which run unfused
+    } else {
+        WARN("no code generator on this machine: only the interpreter ran");
+    }
+}
+
+TEST_CASE("compiled regions equal the interpreter on NaN, infinities and signed zeros",
+          "[compiler][jit]") {
+    FlagScope scope;
+    // 64 values: whole vectors only, so the interpreter never takes its scalar tail (whose
+    // std::max and std::min order NaN differently from the SIMD body).
+    const float inf = std::numeric_limits<float>::infinity();
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const std::vector<float> special{nan,  -nan,  inf,    -inf,   0.0F,  -0.0F, 1.0F,   -1.0F,
+                                     0.5F, -2.0F, 1e-30F, -3e38F, 3e38F, 7.0F,  -0.25F, 2.0F};
+    xt::xarray<float> xv = xt::zeros<float>({std::size_t{64}});
+    xt::xarray<float> yv = xt::zeros<float>({std::size_t{64}});
+    for (std::size_t i = 0; i < 64; ++i) {
+        xv(i) = special[i % 16];
+        yv(i) = special[(i / 16 + i * 5) % 16]; // every pair of specials meets
+    }
+    const Tensor x = Tensor::from_values(xv);
+    const Tensor y = Tensor::from_values(yv);
+    const Tensor half = Tensor::scalar(0.5);
+    // Each op between two others, so it is inside a fused region.
+    const std::vector<std::pair<const char*, Tensor>> cases{
+        {"add", (x + y) * half},
+        {"sub", (x - y) * half},
+        {"mul", (x * y) * half},
+        {"div", (x / y) * half},
+        {"maximum", maximum(x, y) * half},
+        {"minimum", minimum(x, y) * half},
+        {"neg", -(x * half)},
+        {"sqrt", sqrt(x * half)},
+        {"abs", abs(x * half)},
+        {"sign", sign(x * half)},
+        {"relu", relu(x * half)},
+        {"leaky_relu", leaky_relu(x * half, 0.2)},
+        {"eq", eq(x * half, y)},
+        {"ne", ne(x * half, y)},
+        {"lt", lt(x * half, y)},
+        {"le", le(x * half, y)},
+        {"gt", gt(x * half, y)},
+        {"ge", ge(x * half, y)},
+        {"where", where(x * half, y, x) * half},
+    };
+    for (const auto& [name, out] : cases) {
+        INFO(name);
+        const bool compiled = compare_compiled({out});
+        if (compiler::jit::available()) {
+            CHECK(compiled);
+        }
+    }
+}
+
+TEST_CASE("regions the code generator cannot take stay interpreted and correct",
+          "[compiler][jit]") {
+    FlagScope scope;
+    manual_seed(3);
+    const Tensor x = Tensor::randn({5, 40});
+    SECTION("an op without a code template (tanh)") {
+        const Tensor out = tanh(x * 2.0) + x;
+        CHECK_FALSE(compare_compiled({out}));
+    }
+    SECTION("more rows than the code keeps pointers for") {
+        std::vector<Tensor> inputs;
+        Tensor out = x * 0.5;
+        for (int k = 0; k < 12; ++k) {
+            inputs.push_back(Tensor::randn({5, 40}));
+            out = out + inputs.back();
+        }
+        CHECK_FALSE(compare_compiled({out}));
+    }
+}
+
+TEST_CASE("PYNN_JIT's switch changes how a plan runs, not the plan", "[compiler][jit]") {
+    FlagScope scope;
+    manual_seed(4);
+    const Tensor x = Tensor::randn({64, 100});
+    const Tensor y = relu(x * 2.0 + 1.0) - x;
+    Flags::set_jit(false);
+    ComputeGraph off({y});
+    Flags::set_jit(true);
+    ComputeGraph on({y});
+    // One cached plan: whether its code is used is decided each run.
+    CHECK(off.to_string() == on.to_string());
+    CHECK(compare_compiled({y}) == compiler::jit::available());
+}
+
+TEST_CASE("generated code reads and writes exactly n elements of each row", "[compiler][jit]") {
+    using namespace compiler::jit;
+    if (!available()) {
+        WARN("no code generator on this machine");
+        return;
+    }
+    // out0 = relu(a * s) + c, out1 = a - c, and the temporary a * s stored for a reduction.
+    Program p;
+    p.scalar_input = {false, true, false};
+    p.num_outputs = 2;
+    p.instrs.push_back(
+        {OpCode::Mul, 0.0F, {{Value::Input, 0}, {Value::Input, 1}}, {Value::Temp, 0}});
+    p.instrs.push_back({OpCode::Relu, 0.0F, {{Value::Temp, 0}}, {Value::Temp, 1}});
+    p.instrs.push_back(
+        {OpCode::Add, 0.0F, {{Value::Temp, 1}, {Value::Input, 2}}, {Value::Output, 0}});
+    p.instrs.push_back(
+        {OpCode::Sub, 0.0F, {{Value::Input, 0}, {Value::Input, 2}}, {Value::Output, 1}});
+    p.stores.push_back({Value::Temp, 0});
+    const std::shared_ptr<const Kernel> kernel = compile(p);
+    REQUIRE(kernel != nullptr);
+
+    // Inputs end where an inaccessible page begins: reading past n would fault.
+    const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    void* mem = mmap(nullptr, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(mem != MAP_FAILED);
+    auto* base = static_cast<char*>(mem);
+    REQUIRE(mprotect(base + page, page, PROT_NONE) == 0);     // after the first input
+    REQUIRE(mprotect(base + 2 * page, page, PROT_READ) == 0); // c, read-only, ends the mapping
+    const float s = -1.5F;
+    for (std::size_t n = 0; n <= 40; ++n) {
+        INFO("n = " << n);
+        float* a = reinterpret_cast<float*>(base + page) - n;
+        REQUIRE(mprotect(base + 2 * page, page, PROT_READ | PROT_WRITE) == 0);
+        float* c = reinterpret_cast<float*>(base + 3 * page) - n;
+        for (std::size_t i = 0; i < n; ++i) {
+            a[i] = static_cast<float>(i) - 7.25F;
+            c[i] = 0.5F * static_cast<float>(i % 5);
+        }
+        REQUIRE(mprotect(base + 2 * page, page, PROT_READ) == 0);
+        // Outputs followed by sentinels that must survive.
+        std::vector<float> out0(n + 32, 99.0F), out1(n + 32, 99.0F), stored(n + 32, 99.0F);
+        const float* in[] = {a, &s, c};
+        float* out[] = {out0.data(), out1.data(), stored.data()};
+        kernel->run(in, out, n);
+        for (std::size_t i = 0; i < n; ++i) {
+            CHECK(out0[i] == std::max(a[i] * s, 0.0F) + c[i]);
+            CHECK(out1[i] == a[i] - c[i]);
+            CHECK(stored[i] == a[i] * s);
+        }
+        for (std::size_t i = n; i < n + 32; ++i) {
+            CHECK(out0[i] == 99.0F);
+            CHECK(out1[i] == 99.0F);
+            CHECK(stored[i] == 99.0F);
+        }
+    }
+    munmap(mem, 3 * page);
+}
