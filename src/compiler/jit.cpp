@@ -30,11 +30,11 @@ constexpr int kSign = 30;
 constexpr int kScratch = 31;
 constexpr std::size_t kVector = 16; // floats per zmm
 
-// AVX-512 comparison predicates, the ones xsimd's batch operators use.
+// AVX-512 comparison predicates: the ones xsimd's batch operators use, except not-equal.
 constexpr std::uint8_t kEqOQ = 0x00;
 constexpr std::uint8_t kLtOQ = 0x11;
 constexpr std::uint8_t kLeOQ = 0x12;
-constexpr std::uint8_t kNeqOQ = 0x0C;
+constexpr std::uint8_t kNeqUQ = 0x04; // true for NaN, as IEEE and the functors (NeF)
 constexpr std::uint8_t kGeOQ = 0x1D;
 constexpr std::uint8_t kGtOQ = 0x1E;
 
@@ -121,7 +121,9 @@ public:
         for (bool s : m_program.scalar_input) {
             scalars += s ? 1 : 0;
         }
-        if (rows.size() > std::size(pool) || scalars > 8) {
+        // Too many rows for the pointer registers, or scalars leaving too few for values: the
+        // interpreter takes it (register allocation below may still give up too).
+        if (rows.size() > std::size(pool) || scalars + 4 > static_cast<std::size_t>(kZero)) {
             return false;
         }
         m_free_limit = kZero - static_cast<int>(scalars);
@@ -317,13 +319,13 @@ private:
             break;
         }
         case OpCode::Eq: compare(kEqOQ); break;
-        case OpCode::Ne: compare(kNeqOQ); break;
+        case OpCode::Ne: compare(kNeqUQ); break;
         case OpCode::Lt: compare(kLtOQ); break;
         case OpCode::Le: compare(kLeOQ); break;
         case OpCode::Gt: compare(kGtOQ); break;
         case OpCode::Ge: compare(kGeOQ); break;
         case OpCode::Where: // cond != 0 ? a : b
-            vcmpps(k2, x(0), Zmm(kZero), kNeqOQ);
+            vcmpps(k2, x(0), Zmm(kZero), kNeqUQ);
             vblendmps(z | k2, x(2), x(1));
             break;
         case OpCode::Unsupported: break;

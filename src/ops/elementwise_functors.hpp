@@ -158,7 +158,14 @@ struct LeakyReluF {
         }                                                                                         \
     };
 PYNN_COMPARE_FUNCTOR(EqF, ==)
-PYNN_COMPARE_FUNCTOR(NeF, !=)
+// Not equal is "not ==", so NaN != x holds as in IEEE and PyTorch: xsimd's AVX-512 `!=` is an
+// ordered compare (false for NaN), its SSE/AVX one and scalar C++ are not.
+struct NeF {
+    template <class V>
+    V operator()(const V& a, const V& b) const {
+        return pick(a == b, V(0), V(1));
+    }
+};
 PYNN_COMPARE_FUNCTOR(LtF, <)
 PYNN_COMPARE_FUNCTOR(LeF, <=)
 PYNN_COMPARE_FUNCTOR(GtF, >)
@@ -167,7 +174,7 @@ PYNN_COMPARE_FUNCTOR(GeF, >=)
 struct WhereF {
     template <class V>
     V operator()(const V& cond, const V& a, const V& b) const {
-        return pick(cond != V(0), a, b);
+        return pick(cond == V(0), b, a); // NaN counts as nonzero (see NeF)
     }
 };
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <numbers>
 #include <string>
 #include <utility>
@@ -635,6 +636,30 @@ TEST_CASE("where selects elementwise and broadcasts all three operands", "[ops]"
                         {random_array({2, 3}, 73), random_array({3}, 74)});
         check_gradients([](const Inputs& t) { return where(t[0] > 0.0, t[0] * t[0], 0.1 * t[0]); },
                         {away_from_zero(random_array({3, 4}, 75), 0.05)});
+    }
+}
+
+TEST_CASE("ne and where treat NaN as PyTorch does, in the SIMD body and the scalar tail",
+          "[ops]") {
+    // torch.ne(nan, x) is true for every x, and where() takes a NaN condition as nonzero.
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    for (const std::size_t n : {std::size_t{3}, std::size_t{64}}) { // tail only; whole vectors
+        INFO("n = " << n);
+        xt::xarray<float> x = xt::ones<float>({n});
+        x(0) = nan;
+        x(n - 1) = nan;
+        const Tensor t = Tensor::from_values(x);
+        const xt::xarray<float> self = ne(t, t).values<float>();
+        const xt::xarray<float> to_one = ne(t, Tensor::scalar(1.0, DType::Float32)).values<float>();
+        const xt::xarray<float> picked =
+            where(t, Tensor::full({n}, 5.0, DType::Float32), Tensor::scalar(-5.0, DType::Float32))
+                .values<float>();
+        for (std::size_t i = 0; i < n; ++i) {
+            const bool is_nan = i == 0 || i == n - 1;
+            CHECK(self(i) == (is_nan ? 1.0F : 0.0F));
+            CHECK(to_one(i) == (is_nan ? 1.0F : 0.0F));
+            CHECK(picked(i) == 5.0F);
+        }
     }
 }
 
