@@ -1,5 +1,6 @@
-// The fusion pass, measured against the bandwidth floor: a chain of 8 elementwise ops run fused,
-// unfused and as one hand-written xtensor expression, at 16 M elements (DRAM) and 64 K (cache);
+// The fusion pass, measured against the bandwidth floor: a chain of 8 elementwise ops run fused
+// (as generated machine code, and interpreted op by op with PYNN_JIT's switch off), unfused and
+// as one hand-written xtensor expression, at 16 M elements (DRAM) and 64 K (cache);
 // and the model's own fused chain, Adam's update of the MLP's first weight (784 x 256) through
 // optimizers::Adam::update. The floor is a plain c = a + b stream moving the same bytes; the
 // ratio table prints each chain's fraction of its bytes/s.
@@ -45,9 +46,12 @@ pynn::Tensor chain(const pynn::Tensor& x) {
 // Bytes a single pass must move: read x once, write y once.
 double chain_bytes(std::size_t n) { return 8.0 * static_cast<double>(n); }
 
-void bm_chain8(benchmark::State& state, std::size_t n, bool fused) {
+// `jit`: fused regions run as generated machine code (Flags::jit), else interpreted op by op.
+void bm_chain8(benchmark::State& state, std::size_t n, bool fused, bool jit) {
     const bool saved = pynn::Flags::fusion();
+    const bool saved_jit = pynn::Flags::jit();
     pynn::Flags::set_fusion(fused);
+    pynn::Flags::set_jit(jit);
     pynn::Flags::set_num_threads(1);
     const pynn::Tensor x = pynn::Tensor::rand({n}, -1.0, 1.0, pynn::DType::Float32);
     pynn::Tensor y = chain(x);
@@ -61,6 +65,7 @@ void bm_chain8(benchmark::State& state, std::size_t n, bool fused) {
     state.counters["kernels"] = static_cast<double>(graph.num_kernels());
     state.SetBytesProcessed(as_count(static_cast<double>(state.iterations()) * chain_bytes(n)));
     pynn::Flags::set_fusion(saved);
+    pynn::Flags::set_jit(saved_jit);
 }
 
 // The same 8 ops as one xtensor expression, evaluated in one pass with xsimd.
@@ -85,12 +90,15 @@ void register_chains(RatioReporter& rep) {
     for (auto [label, n] : sizes) {
         const std::string stream = register_stream(chain_bytes(n));
         const std::string fused = std::string("BM_chain8_fused/") + label;
+        const std::string interpreted = std::string("BM_chain8_fused_interpreted/") + label;
         const std::string unfused = std::string("BM_chain8_unfused/") + label;
         const std::string expr = std::string("BM_chain8_xtensor_expression/") + label;
-        benchmark::RegisterBenchmark(fused.c_str(), bm_chain8, n, true)->UseRealTime();
-        benchmark::RegisterBenchmark(unfused.c_str(), bm_chain8, n, false)->UseRealTime();
+        benchmark::RegisterBenchmark(fused.c_str(), bm_chain8, n, true, true)->UseRealTime();
+        benchmark::RegisterBenchmark(interpreted.c_str(), bm_chain8, n, true, false)->UseRealTime();
+        benchmark::RegisterBenchmark(unfused.c_str(), bm_chain8, n, false, true)->UseRealTime();
         benchmark::RegisterBenchmark(expr.c_str(), bm_chain8_xtensor, n)->UseRealTime();
         rep.add({fused, stream, Compare::Bandwidth, 0.7});
+        rep.add({interpreted, stream, Compare::Bandwidth, 0.0});
         rep.add({unfused, stream, Compare::Bandwidth, 0.0});
         rep.add({expr, stream, Compare::Bandwidth, 0.0});
     }
@@ -99,8 +107,10 @@ void register_chains(RatioReporter& rep) {
 // Adam's update as the model runs it: optimizer.update() on one parameter whose gradient stays
 // put, i.e. graph build, plan-cache hit, the fused update and the write-back. The minimal bytes
 // are 7 per element: read p, grad, m, v; write p, m, v.
-void bm_adam_update(benchmark::State& state, std::size_t rows, std::size_t cols) {
+void bm_adam_update(benchmark::State& state, std::size_t rows, std::size_t cols, bool jit) {
     pynn::Flags::set_num_threads(1);
+    const bool saved_jit = pynn::Flags::jit();
+    pynn::Flags::set_jit(jit);
     pynn::Tensor p = pynn::Tensor::randn({rows, cols}).set_requires_grad();
     const pynn::Tensor c = pynn::Tensor::randn({rows, cols});
     pynn::sum(p * c).backward(); // a gradient that stays put
@@ -114,13 +124,18 @@ void bm_adam_update(benchmark::State& state, std::size_t rows, std::size_t cols)
     state.counters["kernels"] = static_cast<double>(adam.last_update_kernels());
     state.SetBytesProcessed(as_count(static_cast<double>(state.iterations()) * 28.0 *
                                      static_cast<double>(rows * cols)));
+    pynn::Flags::set_jit(saved_jit);
 }
 
 void register_adam(RatioReporter& rep) {
     const std::string stream = register_stream(28.0 * 784 * 256);
     const std::string name = "BM_adam_update/784x256";
-    benchmark::RegisterBenchmark(name.c_str(), bm_adam_update, 784, 256)->UseRealTime();
+    const std::string interpreted = "BM_adam_update_interpreted/784x256";
+    benchmark::RegisterBenchmark(name.c_str(), bm_adam_update, 784, 256, true)->UseRealTime();
+    benchmark::RegisterBenchmark(interpreted.c_str(), bm_adam_update, 784, 256, false)
+        ->UseRealTime();
     rep.add({name, stream, Compare::Bandwidth, 0.7});
+    rep.add({interpreted, stream, Compare::Bandwidth, 0.0});
 }
 
 } // namespace

@@ -34,7 +34,8 @@ constexpr std::size_t kVector = 16; // floats per zmm
 constexpr std::uint8_t kEqOQ = 0x00;
 constexpr std::uint8_t kLtOQ = 0x11;
 constexpr std::uint8_t kLeOQ = 0x12;
-constexpr std::uint8_t kNeqUQ = 0x04; // true for NaN, as IEEE and the functors (NeF)
+constexpr std::uint8_t kNeqUQ = 0x04;  // true for NaN, as IEEE and the functors (NeF)
+constexpr std::uint8_t kUnordQ = 0x03; // either operand NaN
 constexpr std::uint8_t kGeOQ = 0x1D;
 constexpr std::uint8_t kGtOQ = 0x1E;
 
@@ -296,12 +297,25 @@ private:
         case OpCode::Sub: vsubps(z, x(0), x(1)); break;
         case OpCode::Mul: vmulps(z, x(0), x(1)); break;
         case OpCode::Div: vdivps(z, x(0), x(1)); break;
-        case OpCode::Maximum: vmaxps(z, x(0), x(1)); break; // a NaN gives the second operand,
-        case OpCode::Minimum: vminps(z, x(0), x(1)); break; // as _mm512_max_ps/_min_ps do
+        case OpCode::Maximum: // maxps: a > b ? a : b; then a NaN a is kept (MaximumF)
+            vmaxps(s, x(0), x(1));
+            vcmpps(k2, x(0), x(0), kUnordQ);
+            vmovaps(s | k2, x(0));
+            vmovaps(z, s);
+            break;
+        case OpCode::Minimum:
+            vminps(s, x(0), x(1));
+            vcmpps(k2, x(0), x(0), kUnordQ);
+            vmovaps(s | k2, x(0));
+            vmovaps(z, s);
+            break;
         case OpCode::Neg: vpxord(z, x(0), Zmm(kSign)); break;
         case OpCode::Sqrt: vsqrtps(z, x(0)); break;
         case OpCode::Abs: vpandnd(z, Zmm(kSign), x(0)); break;
-        case OpCode::Relu: vmaxps(z, x(0), Zmm(kZero)); break;
+        case OpCode::Relu: // x <= 0 ? 0 : x, so NaN stays NaN (ReluF)
+            vcmpps(k2, x(0), Zmm(kZero), kLeOQ);
+            vblendmps(z | k2, x(0), Zmm(kZero));
+            break;
         case OpCode::Sign: // (x > 0) - (x < 0)
             vcmpps(k2, x(0), Zmm(kZero), kGtOQ);
             vcmpps(k3, x(0), Zmm(kZero), kLtOQ);

@@ -7,10 +7,10 @@
 // compile() turns the same program into a loop over 16-float vectors that loads each input
 // once, keeps every intermediate in a zmm register and stores only the region's outputs.
 //
-// The generated code computes exactly what the interpreter's SIMD body computes, op by op
-// (same instructions: no contraction into FMAs, same NaN rules for max/min/compare), with one
-// exception noted at OpCode::Neg. Regions it cannot compile (exp, log, tanh, sigmoid, pow, or
-// more live values than registers) return nullptr and stay on the interpreter.
+// The generated code computes exactly what the interpreter computes, op by op: the same IEEE
+// operations (no contraction into FMAs) and the functors' rules for NaN and signed zero
+// (ops/elementwise_functors.hpp). Regions it cannot compile (exp, log, tanh, sigmoid, pow, or
+// more rows or live values than registers) return nullptr and stay on the interpreter.
 #pragma once
 
 #include <cstddef>
@@ -28,7 +28,7 @@ enum class OpCode : std::uint8_t {
     Div,
     Maximum,
     Minimum,
-    Neg, // x ^ sign bit, so -(+0) is -0 as in PyTorch (xsimd's AVX-512 batch computes 0 - x)
+    Neg,
     Sqrt,
     Abs,
     Sign,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <type_traits>
 
 #include <xsimd/xsimd.hpp>
 
@@ -22,6 +23,7 @@ xsimd::batch<T, A> pick(const xsimd::batch_bool<T, A>& cond, const xsimd::batch<
 // Scalar math functions next to xsimd's batch ones, so `fn(x)` resolves for both.
 using std::abs;
 using std::exp;
+using std::isnan;
 using std::log;
 using std::max;
 using std::min;
@@ -30,6 +32,7 @@ using std::sqrt;
 using std::tanh;
 using xsimd::abs;
 using xsimd::exp;
+using xsimd::isnan;
 using xsimd::log;
 using xsimd::max;
 using xsimd::min;
@@ -73,22 +76,29 @@ struct PowF {
         return pow(a, b);
     }
 };
+// maximum/minimum propagate NaN from either operand, as torch.maximum/minimum do; otherwise
+// a > b ? a : b, which is x86's maxps rule (the second operand on a tie, so max(+0, -0) is -0)
+// in SIMD bodies and scalar tails alike. (std::max orders NaN and ties the other way.)
 struct MaximumF {
     template <class V>
     V operator()(const V& a, const V& b) const {
-        return max(a, b);
+        return pick(isnan(a), a, pick(a > b, a, b));
     }
 };
 struct MinimumF {
     template <class V>
     V operator()(const V& a, const V& b) const {
-        return min(a, b);
+        return pick(isnan(a), a, pick(a < b, a, b));
     }
 };
 struct NegF {
     template <class V>
     V operator()(const V& x) const {
-        return -x;
+        if constexpr (std::is_floating_point_v<V>) {
+            return -x;
+        } else { // flips the sign bit as -x does on scalars (xsimd's AVX-512 -x is 0 - x: +0)
+            return x ^ V(-0.0);
+        }
     }
 };
 struct ExpF {
@@ -135,10 +145,10 @@ struct SigmoidF {
         return one / (one + exp(-x));
     }
 };
-struct ReluF {
+struct ReluF { // NaN stays NaN, as torch.relu
     template <class V>
     V operator()(const V& x) const {
-        return max(x, V(0));
+        return pick(x <= V(0), V(0), x);
     }
 };
 template <class T>
@@ -150,12 +160,12 @@ struct LeakyReluF {
     }
 };
 // Comparisons give 1 or 0 in the operands' type.
-#define PYNN_COMPARE_FUNCTOR(NAME, OP)                                                            \
-    struct NAME {                                                                                 \
-        template <class V>                                                                        \
-        V operator()(const V& a, const V& b) const {                                              \
-            return pick(a OP b, V(1), V(0));                                                      \
-        }                                                                                         \
+#define PYNN_COMPARE_FUNCTOR(NAME, OP)                                                             \
+    struct NAME {                                                                                  \
+        template <class V>                                                                         \
+        V operator()(const V& a, const V& b) const {                                               \
+            return pick(a OP b, V(1), V(0));                                                       \
+        }                                                                                          \
     };
 PYNN_COMPARE_FUNCTOR(EqF, ==)
 // Not equal is "not ==", so NaN != x holds as in IEEE and PyTorch: xsimd's AVX-512 `!=` is an

@@ -639,6 +639,34 @@ TEST_CASE("where selects elementwise and broadcasts all three operands", "[ops]"
     }
 }
 
+TEST_CASE("maximum, minimum, relu and neg follow PyTorch on NaN and zero, in the SIMD body "
+          "and the scalar tail",
+          "[ops]") {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    for (const std::size_t n : {std::size_t{3}, std::size_t{64}}) {
+        INFO("n = " << n);
+        xt::xarray<float> x = xt::ones<float>({n});
+        x(0) = nan;
+        x(n - 1) = 0.0F;
+        const Tensor t = Tensor::from_values(x);
+        const Tensor one = Tensor::scalar(1.0, DType::Float32);
+        const xt::xarray<float> max_a = maximum(t, one).values<float>();
+        const xt::xarray<float> max_b = maximum(one, t).values<float>();
+        const xt::xarray<float> min_a = minimum(t, one).values<float>();
+        const xt::xarray<float> min_b = minimum(one, t).values<float>();
+        const xt::xarray<float> rel = relu(t).values<float>();
+        const xt::xarray<float> negated = neg(t).values<float>();
+        for (const auto* v : {&max_a, &max_b, &min_a, &min_b, &rel, &negated}) {
+            CHECK(std::isnan((*v)(0))); // NaN in, NaN out (torch.maximum propagates NaN)
+        }
+        CHECK(max_a(n - 1) == 1.0F);
+        CHECK(min_a(n - 1) == 0.0F);
+        CHECK(rel(n - 1) == 0.0F);
+        CHECK(std::signbit(negated(n - 1))); // -(+0) is -0
+        CHECK(negated(1) == -1.0F);
+    }
+}
+
 TEST_CASE("ne and where treat NaN as PyTorch does, in the SIMD body and the scalar tail",
           "[ops]") {
     // torch.ne(nan, x) is true for every x, and where() takes a NaN condition as nonzero.
