@@ -382,6 +382,24 @@ private:
         // The region's machine code, when it has some and it is switched on.
         const jit::Kernel* jit = std::is_same_v<T, float> && Flags::jit() ? m_jit.get() : nullptr;
         std::vector<T*> jit_out(jit != nullptr ? m_jit_outputs + m_jit_stores.size() : 0);
+        if constexpr (std::is_same_v<T, float>) {
+            // Nothing to gather, fold or stream per tile: the code runs over the whole range
+            // in one call (its values live in registers, so tiles buy nothing).
+            if (jit != nullptr && gathers == 0 && !stream && m_epilogues.empty()) {
+                for (std::size_t k = 0; k < m_modes.size(); ++k) {
+                    const T* base = args.input<T>(k);
+                    input_at[k] = m_modes[k] == Mode::Scalar ? base
+                                  : local != nullptr && local->input == k
+                                      ? static_cast<const T*>(local->data)
+                                      : base + first;
+                }
+                for (std::size_t o = 0; o < m_jit_outputs; ++o) {
+                    jit_out[o] = written(o) ? outs[o] + first : nullptr;
+                }
+                jit->run(input_at.data(), jit_out.data(), last - first);
+                return;
+            }
+        }
         for (std::size_t start = first; start < last; start += kTile) {
             const std::size_t len = std::min(kTile, last - start);
             if (stream) { // memory-bound: keep loads in flight while the tile is computed
