@@ -11,9 +11,9 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
-#include <tuple>
 #include <map>
 #include <sstream>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -96,27 +96,46 @@ RowFn<T> make_row_fn(const Op& op) {
     return std::visit(
         [](const auto& o) -> RowFn<T> {
             using O = std::decay_t<decltype(o)>;
-            if constexpr (std::is_same_v<O, Add>) return row_fn<T, 2>(AddF{});
-            else if constexpr (std::is_same_v<O, Sub>) return row_fn<T, 2>(SubF{});
-            else if constexpr (std::is_same_v<O, Mul>) return row_fn<T, 2>(MulF{});
-            else if constexpr (std::is_same_v<O, Div>) return row_fn<T, 2>(DivF{});
-            else if constexpr (std::is_same_v<O, Pow>) return row_fn<T, 2>(PowF{});
-            else if constexpr (std::is_same_v<O, Maximum>) return row_fn<T, 2>(MaximumF{});
-            else if constexpr (std::is_same_v<O, Minimum>) return row_fn<T, 2>(MinimumF{});
-            else if constexpr (std::is_same_v<O, Neg>) return row_fn<T, 1>(NegF{});
-            else if constexpr (std::is_same_v<O, Exp>) return row_fn<T, 1>(ExpF{});
-            else if constexpr (std::is_same_v<O, Log>) return row_fn<T, 1>(LogF{});
-            else if constexpr (std::is_same_v<O, Sqrt>) return row_fn<T, 1>(SqrtF{});
-            else if constexpr (std::is_same_v<O, Abs>) return row_fn<T, 1>(AbsF{});
-            else if constexpr (std::is_same_v<O, Sign>) return row_fn<T, 1>(SignF{});
-            else if constexpr (std::is_same_v<O, Tanh>) return row_fn<T, 1>(TanhF{});
-            else if constexpr (std::is_same_v<O, Sigmoid>) return row_fn<T, 1>(SigmoidF{});
-            else if constexpr (std::is_same_v<O, Relu>) return row_fn<T, 1>(ReluF{});
+            if constexpr (std::is_same_v<O, Add>)
+                return row_fn<T, 2>(AddF{});
+            else if constexpr (std::is_same_v<O, Sub>)
+                return row_fn<T, 2>(SubF{});
+            else if constexpr (std::is_same_v<O, Mul>)
+                return row_fn<T, 2>(MulF{});
+            else if constexpr (std::is_same_v<O, Div>)
+                return row_fn<T, 2>(DivF{});
+            else if constexpr (std::is_same_v<O, Pow>)
+                return row_fn<T, 2>(PowF{});
+            else if constexpr (std::is_same_v<O, Maximum>)
+                return row_fn<T, 2>(MaximumF{});
+            else if constexpr (std::is_same_v<O, Minimum>)
+                return row_fn<T, 2>(MinimumF{});
+            else if constexpr (std::is_same_v<O, Neg>)
+                return row_fn<T, 1>(NegF{});
+            else if constexpr (std::is_same_v<O, Exp>)
+                return row_fn<T, 1>(ExpF{});
+            else if constexpr (std::is_same_v<O, Log>)
+                return row_fn<T, 1>(LogF{});
+            else if constexpr (std::is_same_v<O, Sqrt>)
+                return row_fn<T, 1>(SqrtF{});
+            else if constexpr (std::is_same_v<O, Abs>)
+                return row_fn<T, 1>(AbsF{});
+            else if constexpr (std::is_same_v<O, Sign>)
+                return row_fn<T, 1>(SignF{});
+            else if constexpr (std::is_same_v<O, Tanh>)
+                return row_fn<T, 1>(TanhF{});
+            else if constexpr (std::is_same_v<O, Sigmoid>)
+                return row_fn<T, 1>(SigmoidF{});
+            else if constexpr (std::is_same_v<O, Relu>)
+                return row_fn<T, 1>(ReluF{});
             else if constexpr (std::is_same_v<O, LeakyRelu>)
                 return row_fn<T, 1>(LeakyReluF<T>{static_cast<T>(o.negative_slope)});
-            else if constexpr (std::is_same_v<O, Compare>) return compare_fn<T>(o.kind);
-            else if constexpr (std::is_same_v<O, Where>) return row_fn<T, 3>(WhereF{});
-            else if constexpr (is_absorbed_copy_v<O>) return row_fn<T, 1>(CopyF{});
+            else if constexpr (std::is_same_v<O, Compare>)
+                return compare_fn<T>(o.kind);
+            else if constexpr (std::is_same_v<O, Where>)
+                return row_fn<T, 3>(WhereF{});
+            else if constexpr (is_absorbed_copy_v<O>)
+                return row_fn<T, 1>(CopyF{});
             else {
                 static_assert(!is_elementwise_v<O>, "an elementwise op has no row function");
                 PYNN_ASSERT(false, "fusion: ", O::name, " is not elementwise");
@@ -132,21 +151,34 @@ std::pair<jit::OpCode, float> jit_op(const Op& op) {
     return std::visit(
         [](const auto& o) -> std::pair<OpCode, float> {
             using O = std::decay_t<decltype(o)>;
-            if constexpr (std::is_same_v<O, Add>) return {OpCode::Add, 0.0F};
-            else if constexpr (std::is_same_v<O, Sub>) return {OpCode::Sub, 0.0F};
-            else if constexpr (std::is_same_v<O, Mul>) return {OpCode::Mul, 0.0F};
-            else if constexpr (std::is_same_v<O, Div>) return {OpCode::Div, 0.0F};
-            else if constexpr (std::is_same_v<O, Maximum>) return {OpCode::Maximum, 0.0F};
-            else if constexpr (std::is_same_v<O, Minimum>) return {OpCode::Minimum, 0.0F};
-            else if constexpr (std::is_same_v<O, Neg>) return {OpCode::Neg, 0.0F};
-            else if constexpr (std::is_same_v<O, Sqrt>) return {OpCode::Sqrt, 0.0F};
-            else if constexpr (std::is_same_v<O, Abs>) return {OpCode::Abs, 0.0F};
-            else if constexpr (std::is_same_v<O, Sign>) return {OpCode::Sign, 0.0F};
-            else if constexpr (std::is_same_v<O, Relu>) return {OpCode::Relu, 0.0F};
+            if constexpr (std::is_same_v<O, Add>)
+                return {OpCode::Add, 0.0F};
+            else if constexpr (std::is_same_v<O, Sub>)
+                return {OpCode::Sub, 0.0F};
+            else if constexpr (std::is_same_v<O, Mul>)
+                return {OpCode::Mul, 0.0F};
+            else if constexpr (std::is_same_v<O, Div>)
+                return {OpCode::Div, 0.0F};
+            else if constexpr (std::is_same_v<O, Maximum>)
+                return {OpCode::Maximum, 0.0F};
+            else if constexpr (std::is_same_v<O, Minimum>)
+                return {OpCode::Minimum, 0.0F};
+            else if constexpr (std::is_same_v<O, Neg>)
+                return {OpCode::Neg, 0.0F};
+            else if constexpr (std::is_same_v<O, Sqrt>)
+                return {OpCode::Sqrt, 0.0F};
+            else if constexpr (std::is_same_v<O, Abs>)
+                return {OpCode::Abs, 0.0F};
+            else if constexpr (std::is_same_v<O, Sign>)
+                return {OpCode::Sign, 0.0F};
+            else if constexpr (std::is_same_v<O, Relu>)
+                return {OpCode::Relu, 0.0F};
             else if constexpr (std::is_same_v<O, LeakyRelu>)
                 return {OpCode::LeakyRelu, static_cast<float>(o.negative_slope)};
-            else if constexpr (std::is_same_v<O, Where>) return {OpCode::Where, 0.0F};
-            else if constexpr (is_absorbed_copy_v<O>) return {OpCode::Copy, 0.0F};
+            else if constexpr (std::is_same_v<O, Where>)
+                return {OpCode::Where, 0.0F};
+            else if constexpr (is_absorbed_copy_v<O>)
+                return {OpCode::Copy, 0.0F};
             else if constexpr (std::is_same_v<O, Compare>) {
                 switch (o.kind) {
                 case CompareKind::Eq: return {OpCode::Eq, 0.0F};
@@ -257,8 +289,7 @@ public:
           m_epilogues(std::move(epilogues)) {
         for (const Instr& instr : m_program) {
             if (instr.dst.kind == Ref::Output &&
-                std::find(m_written.begin(), m_written.end(), instr.dst.index) ==
-                    m_written.end()) {
+                std::find(m_written.begin(), m_written.end(), instr.dst.index) == m_written.end()) {
                 m_written.push_back(instr.dst.index);
             }
         }
@@ -415,7 +446,10 @@ private:
                                       : base + start;
                     input_inc[k] = 1;
                     break;
-                case Mode::Scalar: input_at[k] = base; input_inc[k] = 0; break;
+                case Mode::Scalar:
+                    input_at[k] = base;
+                    input_inc[k] = 0;
+                    break;
                 case Mode::Gather: {
                     T* buf = scratch.data() + (m_num_temps + g++) * kTile;
                     gather(base, m_gathers[k].strides, m_gathers[k].shape, start, len, buf);
@@ -518,8 +552,8 @@ private:
     // Suffix: each run of `group` consecutive values collapses into one output (a SIMD
     // horizontal fold); prefix: value i folds into output i % group (a SIMD vertical fold).
     template <class Op>
-    static void fold_with(const Epilogue& e, const T* v, std::size_t start, std::size_t len,
-                          T* out, Op op) {
+    static void fold_with(const Epilogue& e, const T* v, std::size_t start, std::size_t len, T* out,
+                          Op op) {
         using B = xsimd::batch<T>;
         constexpr std::size_t W = B::size;
         std::size_t i = 0;
@@ -580,9 +614,9 @@ private:
     static GatherView collapse(const Shape& shape, const kernels::Strides& strides) {
         GatherView v;
         for (std::size_t d = 0; d < shape.size(); ++d) {
-            const bool merges = !v.shape.empty() &&
-                                v.strides.back() ==
-                                    strides[d] * static_cast<std::ptrdiff_t>(shape[d]);
+            const bool merges =
+                !v.shape.empty() &&
+                v.strides.back() == strides[d] * static_cast<std::ptrdiff_t>(shape[d]);
             if (merges) {
                 v.shape.back() *= shape[d];
                 v.strides.back() = strides[d];
@@ -597,18 +631,18 @@ private:
 };
 
 // A matmul, convolution or max-pool gradient whose result only feeds one fused elementwise
-// region: both run as one kernel, the region (bias add, activation, ...) reading the result while it is still in cache,
-// and the result itself never reaching the arena. Without reductions in the region it runs on
-// each part the producer finishes (GEMM: a block of rows, kernels::RowsDone; convolution: an
-// image), so the result is read from L1/L2 instead of memory.
+// region: both run as one kernel, the region (bias add, activation, ...) reading the result while
+// it is still in cache, and the result itself never reaching the arena. Without reductions in the
+// region it runs on each part the producer finishes (GEMM: a block of rows, kernels::RowsDone;
+// convolution: an image), so the result is read from L1/L2 instead of memory.
 class ProducerEpilogue final : public FusedKernel {
 public:
     using Producer = std::variant<Matmul, Conv2d, MaxPool2dGrad>;
     ProducerEpilogue(Producer producer, Shape result_shape, DType dtype,
                      std::shared_ptr<const FusedKernel> region, std::size_t result_input,
                      std::size_t region_inputs)
-        : m_producer(std::move(producer)), m_result_shape(std::move(result_shape)),
-          m_dtype(dtype), m_region(std::move(region)), m_result_input(result_input),
+        : m_producer(std::move(producer)), m_result_shape(std::move(result_shape)), m_dtype(dtype),
+          m_region(std::move(region)), m_result_input(result_input),
           m_region_inputs(region_inputs) {}
 
     std::string name() const override {
@@ -809,9 +843,8 @@ Step fuse_region(const Plan& plan, const Region& region, const std::vector<char>
     step.op = plan.steps[region.steps.back()].op;
     step.output = outputs.front();
     step.extra_outputs.assign(outputs.begin() + 1, outputs.end());
-    step.fused = std::make_shared<FusedElementwise<T>>(shape, std::move(program), temps,
-                                                       std::move(read_shapes),
-                                                       std::move(epilogues));
+    step.fused = std::make_shared<FusedElementwise<T>>(
+        shape, std::move(program), temps, std::move(read_shapes), std::move(epilogues));
     return step;
 }
 
@@ -851,11 +884,9 @@ void fuse(Plan& plan) {
     }
     auto elementwise_op = [&](std::size_t i) {
         const Step& s = plan.steps[i];
-        return !s.fused && std::visit(
-                               [](const auto& o) {
-                                   return is_elementwise_v<std::decay_t<decltype(o)>>;
-                               },
-                               s.op);
+        return !s.fused &&
+               std::visit([](const auto& o) { return is_elementwise_v<std::decay_t<decltype(o)>>; },
+                          s.op);
     };
 
     // 1. Views: a reshape or broadcast_to read only by elementwise ops costs no kernel; its
@@ -909,8 +940,8 @@ void fuse(Plan& plan) {
         return is_fusable(plan.steps[a]) && is_fusable(plan.steps[b]) && po.shape == co.shape &&
                po.dtype == co.dtype;
     };
-    std::vector<Region> regions;     // one per kernel of the result
-    std::vector<char> is_region;     // regions[k] is a fused region (else a single step)
+    std::vector<Region> regions; // one per kernel of the result
+    std::vector<char> is_region; // regions[k] is a fused region (else a single step)
     std::unordered_map<std::size_t, std::size_t> region_of_buffer;
     // A step that reads, through a view, a value its region would make must start a new
     // region: the region would read from memory what it has not written yet (a cycle).
@@ -938,11 +969,10 @@ void fuse(Plan& plan) {
         // A lone elementwise step is worth wrapping when it reads a view or can become the
         // epilogue of the matmul right before it.
         const Step& first = plan.steps[r.steps.front()];
-        const bool after_matmul =
-            k > 0 && !plan.steps[live[k - 1]].fused &&
-            std::holds_alternative<Matmul>(plan.steps[live[k - 1]].op) &&
-            std::find(first.inputs.begin(), first.inputs.end(),
-                      plan.steps[live[k - 1]].output) != first.inputs.end();
+        const bool after_matmul = k > 0 && !plan.steps[live[k - 1]].fused &&
+                                  std::holds_alternative<Matmul>(plan.steps[live[k - 1]].op) &&
+                                  std::find(first.inputs.begin(), first.inputs.end(),
+                                            plan.steps[live[k - 1]].output) != first.inputs.end();
         const bool fused =
             fusable && (r.steps.size() > 1 || reads_view(r.steps.front()) || after_matmul);
         if (fused) {
@@ -1030,14 +1060,13 @@ void fuse(Plan& plan) {
         auto at = std::find(cur.inputs.begin(), cur.inputs.end(), result);
         std::size_t readers_of_result = 0;
         for (const Step& s : steps) {
-            readers_of_result +=
-                std::count(s.inputs.begin(), s.inputs.end(), result) > 0 ? 1 : 0;
+            readers_of_result += std::count(s.inputs.begin(), s.inputs.end(), result) > 0 ? 1 : 0;
         }
         const bool producer = std::holds_alternative<Matmul>(prev.op) ||
                               std::holds_alternative<Conv2d>(prev.op) ||
                               std::holds_alternative<MaxPool2dGrad>(prev.op);
-        if (prev.fused || !producer || at == cur.inputs.end() ||
-            kept[result] || readers_of_result != 1 ||
+        if (prev.fused || !producer || at == cur.inputs.end() || kept[result] ||
+            readers_of_result != 1 ||
             std::count(cur.inputs.begin(), cur.inputs.end(), result) != 1) {
             merged.push_back(std::move(cur));
             continue;
@@ -1081,14 +1110,12 @@ void explain_boundaries(Plan& plan) {
         // A GEMM epilogue ends in an elementwise region, so only a shape or dtype change or a
         // non-elementwise neighbour keeps what follows out of it.
         auto elementwise_like = [](const Step& x) {
-            return is_fusable(x) ||
-                   (x.fused && x.fused->name() != "fused_elementwise" &&
-                    x.fused->name().ends_with("_epilogue"));
+            return is_fusable(x) || (x.fused && x.fused->name() != "fused_elementwise" &&
+                                     x.fused->name().ends_with("_epilogue"));
         };
-        const bool prev_reduces =
-            prev.fused && !prev.fused->ops().empty() &&
-            (prev.fused->ops().back() == ReduceSum::name ||
-             prev.fused->ops().back() == ReduceMax::name);
+        const bool prev_reduces = prev.fused && !prev.fused->ops().empty() &&
+                                  (prev.fused->ops().back() == ReduceSum::name ||
+                                   prev.fused->ops().back() == ReduceMax::name);
         if (prev_reduces && elementwise_like(cur)) {
             reason = "#" + std::to_string(i - 1) + " ends in a reduction (" +
                      prev.fused->ops().back() + "), which closes its region";

@@ -294,3 +294,40 @@ TEST_CASE("generated code reads and writes exactly n elements of each row", "[co
     }
     munmap(mem, 3 * page);
 }
+
+TEST_CASE("producer epilogues and streaming regions run the same compiled and interpreted",
+          "[compiler][jit]") {
+    FlagScope scope;
+    const bool can = compiler::jit::available();
+    for (const int threads : {1, 3}) {
+        Flags::set_num_threads(threads);
+        INFO("threads " << threads);
+        manual_seed(7);
+        SECTION("a GEMM's epilogue, on blocks of rows") { // 300 rows: ragged blocks and parts
+            const Tensor a = Tensor::randn({300, 120});
+            const Tensor b = Tensor::randn({120, 70});
+            const Tensor bias = Tensor::randn({70});
+            CHECK(compare_compiled({relu(matmul(a, b) + bias) * 0.5}) == can);
+        }
+        SECTION("a convolution's epilogue, image by image") {
+            const Tensor x = Tensor::randn({3, 2, 9, 9});
+            const Tensor w = Tensor::randn({5, 2, 3, 3});
+            const Tensor bias = reshape(Tensor::randn({5}), {5, 1, 1});
+            CHECK(compare_compiled({leaky_relu(conv2d(x, w, 1, 1) + bias, 0.1) - 1.0}) == can);
+        }
+        SECTION("a region of 16 MB and more, written with streaming stores") {
+            const Tensor x = Tensor::randn({4 * 1024 * 1024 + 37});
+            CHECK(compare_compiled({maximum(x * 2.0 + 1.0, -x)}) == can);
+        }
+    }
+}
+
+TEST_CASE("a region with more scalars than registers is interpreted", "[compiler][jit]") {
+    FlagScope scope;
+    manual_seed(8);
+    Tensor out = Tensor::randn({50});
+    for (int k = 0; k < 30; ++k) { // 30 distinct scalar leaves, each read once
+        out = out * Tensor::scalar(1.0 + 0.01 * k) + Tensor::scalar(0.001 * k);
+    }
+    CHECK_FALSE(compare_compiled({out}));
+}
