@@ -54,6 +54,12 @@ std::size_t arity(OpCode op) {
     }
 }
 
+// Templates that write their destination before their last read of an operand: their
+// destination is taken while the operands still hold their registers.
+bool needs_own_destination(OpCode op) {
+    return op == OpCode::Maximum || op == OpCode::Minimum || op == OpCode::LeakyRelu;
+}
+
 // The program in SSA form: every instruction defines a new value; inputs are values too.
 struct Ssa {
     std::vector<std::vector<std::size_t>> args; // per instruction
@@ -248,8 +254,12 @@ private:
                 }
                 a.push_back(reg[v]);
             }
-            // Registers of values read for the last time are free for the result: every
-            // template below reads its operands before it writes its destination.
+            std::optional<int> d;
+            if (needs_own_destination(in.op)) {
+                d = take();
+            }
+            // Registers of values read for the last time are free for the result: the other
+            // templates read their operands before they write their destination.
             for (std::size_t v : m_ssa.args[i]) {
                 const bool scalar = v < m_ssa.inputs && m_program.scalar_input[v];
                 if (!scalar && reg[v] >= 0 && m_ssa.last_use[v] == i) {
@@ -257,7 +267,9 @@ private:
                     reg[v] = -2; // freed once, even when an instruction reads it twice
                 }
             }
-            const std::optional<int> d = take();
+            if (!d) {
+                d = take();
+            }
             if (!d) {
                 return false;
             }
@@ -298,25 +310,20 @@ private:
         case OpCode::Mul: vmulps(z, x(0), x(1)); break;
         case OpCode::Div: vdivps(z, x(0), x(1)); break;
         case OpCode::Maximum: // maxps: a > b ? a : b; then a NaN a is kept (MaximumF)
-            vmaxps(s, x(0), x(1));
+            vmaxps(z, x(0), x(1));
             vcmpps(k2, x(0), x(0), kUnordQ);
-            vmovaps(s | k2, x(0));
-            vmovaps(z, s);
+            vmovaps(z | k2, x(0));
             break;
         case OpCode::Minimum:
-            vminps(s, x(0), x(1));
+            vminps(z, x(0), x(1));
             vcmpps(k2, x(0), x(0), kUnordQ);
-            vmovaps(s | k2, x(0));
-            vmovaps(z, s);
+            vmovaps(z | k2, x(0));
             break;
         case OpCode::Neg: vpxord(z, x(0), Zmm(kSign)); break;
         case OpCode::Sqrt: vsqrtps(z, x(0)); break;
         case OpCode::Abs: vpandnd(z, Zmm(kSign), x(0)); break;
-        case OpCode::Relu: // x <= 0 ? 0 : x, so NaN stays NaN (ReluF)
-            vcmpps(k2, x(0), Zmm(kZero), kLeOQ);
-            vblendmps(z | k2, x(0), Zmm(kZero));
-            break;
-        case OpCode::Sign: // (x > 0) - (x < 0)
+        case OpCode::Relu: vmaxps(z, Zmm(kZero), x(0)); break; // 0 > x ? 0 : x (ReluF)
+        case OpCode::Sign:                                     // (x > 0) - (x < 0)
             vcmpps(k2, x(0), Zmm(kZero), kGtOQ);
             vcmpps(k3, x(0), Zmm(kZero), kLtOQ);
             vmovaps(s | k2 | T_z, Zmm(kOne));
@@ -326,9 +333,8 @@ private:
         case OpCode::LeakyRelu: { // x > 0 ? x : x * slope
             auto label = std::make_unique<Label>();
             vcmpps(k2, x(0), Zmm(kZero), kGtOQ);
-            vmulps(s, x(0), ptr_b[rip + *label]);
-            vmovaps(s | k2, x(0));
-            vmovaps(z, s);
+            vmulps(z, x(0), ptr_b[rip + *label]);
+            vmovaps(z | k2, x(0));
             m_slopes.emplace_back(in.param, std::move(label));
             break;
         }

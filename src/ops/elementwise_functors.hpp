@@ -145,10 +145,10 @@ struct SigmoidF {
         return one / (one + exp(-x));
     }
 };
-struct ReluF { // NaN stays NaN, as torch.relu
+struct ReluF { // 0 > x ? 0 : x, i.e. maxps(0, x) as torch.relu: NaN stays NaN, -0 stays -0
     template <class V>
     V operator()(const V& x) const {
-        return pick(x <= V(0), V(0), x);
+        return pick(V(0) > x, V(0), x);
     }
 };
 template <class T>
