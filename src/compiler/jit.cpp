@@ -3,7 +3,7 @@
 //
 // Generated function, System V ABI: rdi = in, rsi = out, rdx = n.
 //   r8  element index j          r10 n            r11 n rounded down to whole vectors
-//   k1  the last vector's mask   10 row pointers (inputs read as rows, then stored values)
+//   k1  the last vector's mask   up to 10 row pointers (input rows, output rows, stored values)
 //   zmm28 0.0, zmm29 1.0, zmm30 sign bits, zmm31 scratch; broadcast scalars next, from zmm27 down;
 //   program values in the rest, from zmm0 up, each freed after its last use.
 // The loop body is emitted twice: once for whole vectors, once masked for the last n % 16.
