@@ -77,120 +77,81 @@ RowFn<T> row_fn(F f) {
     };
 }
 
+// How a region runs one op: its row function for the interpreter, and its code template in the
+// region compiler (compiler/jit.hpp; Unsupported: regions with it stay interpreted).
 template <class T>
-RowFn<T> compare_fn(CompareKind kind) {
+struct RowOp {
+    RowFn<T> fn;
+    jit::OpCode code = jit::OpCode::Unsupported;
+    float param = 0.0F; // LeakyRelu's slope
+};
+
+template <class T>
+RowOp<T> compare_op(CompareKind kind) {
+    using jit::OpCode;
     switch (kind) {
-    case CompareKind::Eq: return row_fn<T, 2>(functors::EqF{});
-    case CompareKind::Ne: return row_fn<T, 2>(functors::NeF{});
-    case CompareKind::Lt: return row_fn<T, 2>(functors::LtF{});
-    case CompareKind::Le: return row_fn<T, 2>(functors::LeF{});
-    case CompareKind::Gt: return row_fn<T, 2>(functors::GtF{});
-    case CompareKind::Ge: return row_fn<T, 2>(functors::GeF{});
+    case CompareKind::Eq: return {row_fn<T, 2>(functors::EqF{}), OpCode::Eq};
+    case CompareKind::Ne: return {row_fn<T, 2>(functors::NeF{}), OpCode::Ne};
+    case CompareKind::Lt: return {row_fn<T, 2>(functors::LtF{}), OpCode::Lt};
+    case CompareKind::Le: return {row_fn<T, 2>(functors::LeF{}), OpCode::Le};
+    case CompareKind::Gt: return {row_fn<T, 2>(functors::GtF{}), OpCode::Gt};
+    case CompareKind::Ge: return {row_fn<T, 2>(functors::GeF{}), OpCode::Ge};
     }
     return {};
 }
 
 template <class T>
-RowFn<T> make_row_fn(const Op& op) {
+RowOp<T> make_row_op(const Op& op) {
     using namespace functors;
+    using jit::OpCode;
     return std::visit(
-        [](const auto& o) -> RowFn<T> {
+        [](const auto& o) -> RowOp<T> {
             using O = std::decay_t<decltype(o)>;
             if constexpr (std::is_same_v<O, Add>)
-                return row_fn<T, 2>(AddF{});
+                return {row_fn<T, 2>(AddF{}), OpCode::Add};
             else if constexpr (std::is_same_v<O, Sub>)
-                return row_fn<T, 2>(SubF{});
+                return {row_fn<T, 2>(SubF{}), OpCode::Sub};
             else if constexpr (std::is_same_v<O, Mul>)
-                return row_fn<T, 2>(MulF{});
+                return {row_fn<T, 2>(MulF{}), OpCode::Mul};
             else if constexpr (std::is_same_v<O, Div>)
-                return row_fn<T, 2>(DivF{});
+                return {row_fn<T, 2>(DivF{}), OpCode::Div};
             else if constexpr (std::is_same_v<O, Pow>)
-                return row_fn<T, 2>(PowF{});
+                return {row_fn<T, 2>(PowF{})};
             else if constexpr (std::is_same_v<O, Maximum>)
-                return row_fn<T, 2>(MaximumF{});
+                return {row_fn<T, 2>(MaximumF{}), OpCode::Maximum};
             else if constexpr (std::is_same_v<O, Minimum>)
-                return row_fn<T, 2>(MinimumF{});
+                return {row_fn<T, 2>(MinimumF{}), OpCode::Minimum};
             else if constexpr (std::is_same_v<O, Neg>)
-                return row_fn<T, 1>(NegF{});
+                return {row_fn<T, 1>(NegF{}), OpCode::Neg};
             else if constexpr (std::is_same_v<O, Exp>)
-                return row_fn<T, 1>(ExpF{});
+                return {row_fn<T, 1>(ExpF{})};
             else if constexpr (std::is_same_v<O, Log>)
-                return row_fn<T, 1>(LogF{});
+                return {row_fn<T, 1>(LogF{})};
             else if constexpr (std::is_same_v<O, Sqrt>)
-                return row_fn<T, 1>(SqrtF{});
+                return {row_fn<T, 1>(SqrtF{}), OpCode::Sqrt};
             else if constexpr (std::is_same_v<O, Abs>)
-                return row_fn<T, 1>(AbsF{});
+                return {row_fn<T, 1>(AbsF{}), OpCode::Abs};
             else if constexpr (std::is_same_v<O, Sign>)
-                return row_fn<T, 1>(SignF{});
+                return {row_fn<T, 1>(SignF{}), OpCode::Sign};
             else if constexpr (std::is_same_v<O, Tanh>)
-                return row_fn<T, 1>(TanhF{});
+                return {row_fn<T, 1>(TanhF{})};
             else if constexpr (std::is_same_v<O, Sigmoid>)
-                return row_fn<T, 1>(SigmoidF{});
+                return {row_fn<T, 1>(SigmoidF{})};
             else if constexpr (std::is_same_v<O, Relu>)
-                return row_fn<T, 1>(ReluF{});
+                return {row_fn<T, 1>(ReluF{}), OpCode::Relu};
             else if constexpr (std::is_same_v<O, LeakyRelu>)
-                return row_fn<T, 1>(LeakyReluF<T>{static_cast<T>(o.negative_slope)});
+                return {row_fn<T, 1>(LeakyReluF<T>{static_cast<T>(o.negative_slope)}),
+                        OpCode::LeakyRelu, static_cast<float>(o.negative_slope)};
             else if constexpr (std::is_same_v<O, Compare>)
-                return compare_fn<T>(o.kind);
+                return compare_op<T>(o.kind);
             else if constexpr (std::is_same_v<O, Where>)
-                return row_fn<T, 3>(WhereF{});
+                return {row_fn<T, 3>(WhereF{}), OpCode::Where};
             else if constexpr (is_absorbed_copy_v<O>)
-                return row_fn<T, 1>(CopyF{});
+                return {row_fn<T, 1>(CopyF{}), OpCode::Copy};
             else {
                 static_assert(!is_elementwise_v<O>, "an elementwise op has no row function");
                 PYNN_ASSERT(false, "fusion: ", O::name, " is not elementwise");
                 return {};
-            }
-        },
-        op);
-}
-
-// The op's code template in the region compiler (compiler/jit.hpp), and LeakyRelu's slope.
-std::pair<jit::OpCode, float> jit_op(const Op& op) {
-    using jit::OpCode;
-    return std::visit(
-        [](const auto& o) -> std::pair<OpCode, float> {
-            using O = std::decay_t<decltype(o)>;
-            if constexpr (std::is_same_v<O, Add>)
-                return {OpCode::Add, 0.0F};
-            else if constexpr (std::is_same_v<O, Sub>)
-                return {OpCode::Sub, 0.0F};
-            else if constexpr (std::is_same_v<O, Mul>)
-                return {OpCode::Mul, 0.0F};
-            else if constexpr (std::is_same_v<O, Div>)
-                return {OpCode::Div, 0.0F};
-            else if constexpr (std::is_same_v<O, Maximum>)
-                return {OpCode::Maximum, 0.0F};
-            else if constexpr (std::is_same_v<O, Minimum>)
-                return {OpCode::Minimum, 0.0F};
-            else if constexpr (std::is_same_v<O, Neg>)
-                return {OpCode::Neg, 0.0F};
-            else if constexpr (std::is_same_v<O, Sqrt>)
-                return {OpCode::Sqrt, 0.0F};
-            else if constexpr (std::is_same_v<O, Abs>)
-                return {OpCode::Abs, 0.0F};
-            else if constexpr (std::is_same_v<O, Sign>)
-                return {OpCode::Sign, 0.0F};
-            else if constexpr (std::is_same_v<O, Relu>)
-                return {OpCode::Relu, 0.0F};
-            else if constexpr (std::is_same_v<O, LeakyRelu>)
-                return {OpCode::LeakyRelu, static_cast<float>(o.negative_slope)};
-            else if constexpr (std::is_same_v<O, Where>)
-                return {OpCode::Where, 0.0F};
-            else if constexpr (is_absorbed_copy_v<O>)
-                return {OpCode::Copy, 0.0F};
-            else if constexpr (std::is_same_v<O, Compare>) {
-                switch (o.kind) {
-                case CompareKind::Eq: return {OpCode::Eq, 0.0F};
-                case CompareKind::Ne: return {OpCode::Ne, 0.0F};
-                case CompareKind::Lt: return {OpCode::Lt, 0.0F};
-                case CompareKind::Le: return {OpCode::Le, 0.0F};
-                case CompareKind::Gt: return {OpCode::Gt, 0.0F};
-                case CompareKind::Ge: return {OpCode::Ge, 0.0F};
-                }
-                return {OpCode::Unsupported, 0.0F};
-            } else {
-                return {OpCode::Unsupported, 0.0F}; // exp, log, tanh, sigmoid, pow
             }
         },
         op);
@@ -774,8 +735,9 @@ Step fuse_region(const Plan& plan, const Region& region, const std::vector<char>
         const std::size_t i = region.steps[k];
         const Step& s = plan.steps[i];
         typename FusedElementwise<T>::Instr instr;
-        instr.fn = make_row_fn<T>(s.op);
-        instr.code = jit_op(s.op);
+        RowOp<T> row_op = make_row_op<T>(s.op);
+        instr.fn = std::move(row_op.fn);
+        instr.code = {row_op.code, row_op.param};
         instr.op = std::string(op_name(s.op));
         for (std::size_t b : s.inputs) {
             auto it = produced.find(b);
