@@ -194,11 +194,8 @@ void gather(const T* src, const kernels::Strides& st, const Shape& shape, std::s
     }
 }
 
-// Where an instruction reads from or writes to.
-struct Ref {
-    enum Kind : std::uint8_t { Input, Temp, Output } kind;
-    std::size_t index;
-};
+// Where an instruction reads from or writes to (the region compiler's type: the same program).
+using Ref = jit::Value;
 
 // How a region reads an input buffer: as `shape`, broadcast to the region's shape. The shape is
 // the buffer's own, or a view's (an absorbed reshape/broadcast_to), or the region's shape for a
@@ -473,29 +470,17 @@ private:
         for (Mode m : m_modes) {
             p.scalar_input.push_back(m == Mode::Scalar);
         }
-        auto value = [](const Ref& r) {
-            const auto kind = r.kind == Ref::Input  ? jit::Value::Input
-                              : r.kind == Ref::Temp ? jit::Value::Temp
-                                                    : jit::Value::Output;
-            return jit::Value{kind, r.index};
-        };
         for (const Instr& instr : m_program) {
-            jit::Instr j{instr.code.first, instr.code.second, {}, value(instr.dst)};
-            for (const Ref& r : instr.args) {
-                j.args.push_back(value(r));
-            }
+            p.instrs.push_back({instr.code.first, instr.code.second, instr.args, instr.dst});
             if (instr.dst.kind == Ref::Output) {
                 p.num_outputs = std::max(p.num_outputs, instr.dst.index + 1);
             }
-            p.instrs.push_back(std::move(j));
         }
         for (const Epilogue& e : m_epilogues) {
             p.num_outputs = std::max(p.num_outputs, e.out_index + 1);
-        }
-        for (const Epilogue& e : m_epilogues) {
             if (e.src.kind == Ref::Temp) {
                 m_jit_stores.push_back(e.src);
-                p.stores.push_back(value(e.src));
+                p.stores.push_back(e.src);
             }
         }
         m_jit_outputs = p.num_outputs;
