@@ -31,10 +31,11 @@ public:
 
     // Compiles the values of `writes` (leaf target, value) into one plan; running it stores each
     // value into its target as target.assign(value) would, but without a copy: the value is
-    // computed into a spare storage of the target's, which then becomes the target's data (the
-    // previous data is kept as the next run's spare). `keep` are more tensors the same run
-    // computes and keeps, as in backward(). Every value is computed from the targets' values
-    // before the run. Used by the optimizers.
+    // computed into the target's own storage when the plan reads no old element after writing
+    // it and nobody else holds that storage, else into a spare storage of the target's, which
+    // then becomes the target's data (the previous data is kept as the next run's spare).
+    // `keep` are more tensors the same run computes and keeps, as in backward(). Every value is
+    // computed from the targets' values before the run. Used by the optimizers.
     static ComputeGraph assign(const std::vector<std::pair<Tensor, Tensor>>& writes,
                                const std::vector<Tensor>& keep = {});
     // Binds the leaves' current data, runs every kernel, and keeps the outputs' values on them.

@@ -64,6 +64,11 @@ std::string structural_key(const Request& request, const std::vector<Node*>& ord
     if (request.seed) {
         append(key, position.at(request.seed.get()));
     }
+    key += 'A';
+    for (const NodePtr& target : request.assign_targets) {
+        const auto it = target ? position.find(target.get()) : position.end();
+        append(key, it != position.end() ? it->second : UINT32_MAX);
+    }
     return key;
 }
 
@@ -129,6 +134,12 @@ Plan build_plan(const Request& request, const std::vector<Node*>& order,
         explain_boundaries(plan);
     }
     plan_memory(plan, options.memory_reuse);
+    std::vector<std::size_t> target_leaf;
+    for (const NodePtr& target : request.assign_targets) {
+        const auto it = target ? leaf_index.find(target.get()) : leaf_index.end();
+        target_leaf.push_back(it != leaf_index.end() ? it->second : SIZE_MAX);
+    }
+    plan_overwrites(plan, target_leaf);
     return plan;
 }
 

@@ -24,6 +24,8 @@ struct Request {
     std::vector<NodePtr> outputs;
     bool backward = false; // also compute gradients of outputs[0] for leaves that require grad
     NodePtr seed;          // gradient of outputs[0]; null means ones (outputs[0] must be scalar)
+    // Per output (or fewer): the leaf the run stores it into, or null (Plan::overwrites).
+    std::vector<NodePtr> assign_targets;
 };
 
 // A cached plan plus the arena its intermediates live in, reused from run to run (no allocation

@@ -313,6 +313,38 @@ public:
         run_tiles(args, outputs(args), first, last, local);
     }
 
+    // Interpreted, an instruction reads the inputs it names from memory and stores an output
+    // as it computes it; compiled, each input is loaded at its first use and each output stored
+    // at its instruction. Both read element i of every input before storing element i of an
+    // output, so an input read element by element may share memory with an output if no
+    // instruction after the one writing that output, and no reduction, reads it.
+    bool may_overwrite(std::size_t slot, const std::vector<std::size_t>& inputs) const override {
+        const auto writes = [&](const Instr& in) {
+            return in.dst.kind == Ref::Output && in.dst.index == slot;
+        };
+        const auto first = std::find_if(m_program.begin(), m_program.end(), writes);
+        if (first == m_program.end()) {
+            return false; // a reduction's output, or not written by the program
+        }
+        for (std::size_t k : inputs) {
+            const auto reads = [&](const Ref& r) { return r.kind == Ref::Input && r.index == k; };
+            if (m_modes.at(k) != Mode::Full) {
+                return false;
+            }
+            for (auto it = first + 1; it != m_program.end(); ++it) {
+                if (std::any_of(it->args.begin(), it->args.end(), reads)) {
+                    return false;
+                }
+            }
+            for (const Epilogue& e : m_epilogues) {
+                if (reads(e.src)) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
 private:
     static std::vector<T*> outputs(const KernelArgs& args) {
         std::vector<T*> outs{args.output<T>()};

@@ -10,4 +10,10 @@ namespace pynn::compiler {
 
 void plan_memory(Plan& plan, bool reuse);
 
+// Sets Plan::overwrites: output i, stored by its run into leaf target_leaf[i] (a leaf index, or
+// SIZE_MAX for none), may be computed straight into that leaf's storage when the step writing it
+// is the last to read the leaf and reads each of its elements before writing the same element
+// of the output. See Note [Writing into a leaf].
+void plan_overwrites(Plan& plan, const std::vector<std::size_t>& target_leaf);
+
 } // namespace pynn::compiler

@@ -89,7 +89,11 @@ std::string Plan::to_string() const {
         out << (s.fused && s.fused->compiled() ? " (compiled)" : "") << "\n";
     }
     for (std::size_t i = 0; i < outputs.size(); ++i) {
-        out << "  output " << i << ": " << buffer_ref(*this, outputs[i]) << "\n";
+        out << "  output " << i << ": " << buffer_ref(*this, outputs[i]);
+        if (i < overwrites.size() && overwrites[i] != SIZE_MAX) {
+            out << " (into " << buffer_ref(*this, overwrites[i]) << ")";
+        }
+        out << "\n";
     }
     for (const auto& [leaf, buffer] : grads) {
         out << "  grad of leaf " << leaf << ": " << buffer_ref(*this, buffer) << "\n";

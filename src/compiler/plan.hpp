@@ -47,6 +47,13 @@ public:
     };
     virtual void run_part(const KernelArgs& args, std::size_t first, std::size_t last,
                           const PartInput* local = nullptr) const;
+    // Whether output `slot` (0: the main output, k: extra output k - 1) may be written into the
+    // memory of the inputs at `inputs` (positions that all name one buffer): every element of
+    // theirs is read before the same element of the output is written, and none after.
+    virtual bool may_overwrite(std::size_t /*slot*/,
+                               const std::vector<std::size_t>& /*inputs*/) const {
+        return false;
+    }
 };
 
 struct Step {
@@ -68,6 +75,9 @@ struct Plan {
     std::size_t num_leaves = 0;
     std::vector<std::size_t> outputs;                         // requested outputs -> buffer
     std::vector<std::pair<std::size_t, std::size_t>> grads;   // (leaf index, buffer)
+    // Per output: the leaf buffer whose storage it may be computed into (the leaf an assign run
+    // stores it into, when no step reads that leaf after the output's step), or SIZE_MAX.
+    std::vector<std::size_t> overwrites;
     std::size_t arena_bytes = 0; // intermediates' arena, after the memory plan
     std::size_t naive_bytes = 0; // what one buffer per intermediate would need
     std::vector<std::string> fusion_notes; // why neighbouring kernels were not fused

@@ -98,6 +98,7 @@ ComputeGraph ComputeGraph::assign(const std::vector<std::pair<Tensor, Tensor>>& 
                        " have the same target ", pynn::to_string(target.shape()));
         }
         request.outputs.push_back(value.node());
+        request.assign_targets.push_back(target.node());
         g.m_outputs.push_back(value);
         g.m_assign_targets.push_back(target.node());
     }
@@ -248,8 +249,24 @@ void ComputeGraph::run() {
             ptr[id] = fresh[id]->raw();
         }
     };
+    // Values computed straight into their target leaf's storage (Note [Writing into a leaf]),
+    // when nobody else holds it (a user's snapshot keeps the old value): nothing to swap after.
+    // Not under detect_anomaly, whose report tells a leaf's own bad input from the op's output.
+    std::vector<bool> into_leaf(m_assign_targets.size(), false);
+    for (std::size_t i = 0; i < m_assign_targets.size() && !Flags::detect_anomaly(); ++i) {
+        const std::size_t leaf = i < plan.overwrites.size() ? plan.overwrites[i] : SIZE_MAX;
+        const Node* target = m_assign_targets[i].get();
+        if (leaf != SIZE_MAX && target != nullptr && target->data.use_count() == 1 &&
+            ptr[leaf] == target->data->raw()) {
+            ptr[plan.outputs[i]] = ptr[leaf];
+            into_leaf[i] = true;
+        }
+    }
     for (std::size_t i = 0; i < plan.outputs.size(); ++i) {
         const std::size_t id = plan.outputs[i];
+        if (i < into_leaf.size() && into_leaf[i]) {
+            continue;
+        }
         if (i < m_assign_targets.size() && m_assign_targets[i]) {
             reuse_storage(id, m_assign_targets[i]->spare_data);
         } else if (m_outputs[i].node()->data) { // running the same graph again
@@ -318,6 +335,9 @@ void ComputeGraph::run() {
     // every bound storage still holds what the run read; then the swaps.
     std::vector<std::pair<Node*, StoragePtr>> swaps;
     for (std::size_t i = 0; i < m_assign_targets.size(); ++i) {
+        if (into_leaf[i]) {
+            continue;
+        }
         Node& target = *m_assign_targets[i];
         const std::size_t id = plan.outputs[i];
         auto it = fresh.find(id);
