@@ -345,6 +345,20 @@ public:
         return true;
     }
 
+    std::shared_ptr<const FusedKernel> overwriting(
+        const std::vector<std::size_t>& inputs) const override {
+        if (m_jit == nullptr) {
+            return nullptr; // the interpreter prefetches nothing it would write
+        }
+        auto kernel = std::make_shared<FusedElementwise>(*this);
+        kernel->m_written_inputs.assign(m_modes.size(), false);
+        for (std::size_t k : inputs) {
+            kernel->m_written_inputs.at(k) = true;
+        }
+        kernel->compile_region();
+        return kernel;
+    }
+
 private:
     static std::vector<T*> outputs(const KernelArgs& args) {
         std::vector<T*> outs{args.output<T>()};
@@ -498,10 +512,12 @@ private:
     // The program as machine code (float32 only; see compiler/jit.hpp). Reductions fused after
     // the program read their source from memory, so a temporary one reads is stored too.
     void compile_region() {
+        m_jit_stores.clear(); // a copy (overwriting()) compiles again
         jit::Program p;
         for (Mode m : m_modes) {
             p.scalar_input.push_back(m == Mode::Scalar);
         }
+        p.written_input = m_written_inputs;
         for (const Instr& instr : m_program) {
             p.instrs.push_back({instr.code.first, instr.code.second, instr.args, instr.dst});
             if (instr.dst.kind == Ref::Output) {
@@ -583,6 +599,7 @@ private:
     std::shared_ptr<const jit::Kernel> m_jit; // null: interpreted
     std::size_t m_jit_outputs = 0;
     std::vector<Ref> m_jit_stores; // temporaries the machine code also stores (reduction sources)
+    std::vector<bool> m_written_inputs; // inputs the plan writes outputs over (overwriting())
     // A gathered input's shape and strides with mergeable axes merged: a bias of (C, 1, 1) read
     // over (N, C, H, W) copies runs of H*W values, not of W (14 for the CNN's second layer).
     struct GatherView {

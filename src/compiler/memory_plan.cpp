@@ -252,6 +252,7 @@ void plan_memory(Plan& plan, bool reuse) {
 
 void plan_overwrites(Plan& plan, const std::vector<std::size_t>& target_leaf) {
     plan.overwrites.assign(plan.outputs.size(), kNone);
+    std::vector<std::vector<std::size_t>> overwritten(plan.steps.size()); // input positions
     for (std::size_t i = 0; i < target_leaf.size() && i < plan.outputs.size(); ++i) {
         const std::size_t out = plan.outputs[i];
         const BufferInfo& o = plan.buffers[out];
@@ -304,6 +305,17 @@ void plan_overwrites(Plan& plan, const std::vector<std::size_t>& target_leaf) {
                                          : slot == 0 && may_run_in_place(step));
         if (!read_later && safe) {
             plan.overwrites[i] = leaf;
+            overwritten[writer].insert(overwritten[writer].end(), positions.begin(),
+                                       positions.end());
+        }
+    }
+    // Fused kernels that now write over inputs may tune their code for it.
+    for (std::size_t k = 0; k < plan.steps.size(); ++k) {
+        Step& step = plan.steps[k];
+        if (step.fused && !overwritten[k].empty()) {
+            if (auto tuned = step.fused->overwriting(overwritten[k])) {
+                step.fused = std::move(tuned);
+            }
         }
     }
 }

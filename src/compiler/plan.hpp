@@ -54,6 +54,12 @@ public:
                                const std::vector<std::size_t>& /*inputs*/) const {
         return false;
     }
+    // The same kernel for a plan whose outputs are written over the inputs at `inputs` (tuned
+    // for that, e.g. prefetching those rows for writing), or null to keep this one.
+    virtual std::shared_ptr<const FusedKernel> overwriting(
+        const std::vector<std::size_t>& /*inputs*/) const {
+        return nullptr;
+    }
 };
 
 struct Step {

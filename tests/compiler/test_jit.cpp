@@ -295,6 +295,46 @@ TEST_CASE("generated code reads and writes exactly n elements of each row", "[co
     munmap(mem, 3 * page);
 }
 
+TEST_CASE("generated code writes outputs over the input rows they replace", "[compiler][jit]") {
+    // Note [Writing into a leaf]: out0 = a * s + c goes over a, out1 = c * s over c (each row's
+    // last read is at or before the instruction writing over it), with the rows prefetched for
+    // writing (Program::written_input). Lengths past the 2 KB prefetch distance and ragged ones.
+    using namespace compiler::jit;
+    if (!available()) {
+        WARN("no code generator on this machine");
+        return;
+    }
+    Program p;
+    p.scalar_input = {false, true, false};
+    p.written_input = {true, false, true};
+    p.num_outputs = 2;
+    p.instrs.push_back(
+        {OpCode::Mul, 0.0F, {{Value::Input, 0}, {Value::Input, 1}}, {Value::Temp, 0}});
+    p.instrs.push_back(
+        {OpCode::Add, 0.0F, {{Value::Temp, 0}, {Value::Input, 2}}, {Value::Output, 0}});
+    p.instrs.push_back(
+        {OpCode::Mul, 0.0F, {{Value::Input, 2}, {Value::Input, 1}}, {Value::Output, 1}});
+    const std::shared_ptr<const Kernel> kernel = compile(p);
+    REQUIRE(kernel != nullptr);
+    const float s = 0.75F;
+    for (const std::size_t n : {0, 1, 15, 16, 17, 33, 511, 512, 513, 5000}) {
+        INFO("n = " << n);
+        std::vector<float> a(n), c(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            a[i] = static_cast<float>(i % 97) - 40.5F;
+            c[i] = 0.25F * static_cast<float>(i % 13);
+        }
+        const std::vector<float> a0 = a, c0 = c;
+        const float* in[] = {a.data(), &s, c.data()};
+        float* out[] = {a.data(), c.data()};
+        kernel->run(in, out, n);
+        for (std::size_t i = 0; i < n; ++i) {
+            CHECK(a[i] == a0[i] * s + c0[i]);
+            CHECK(c[i] == c0[i] * s);
+        }
+    }
+}
+
 TEST_CASE("producer epilogues and streaming regions run the same compiled and interpreted",
           "[compiler][jit]") {
     FlagScope scope;
