@@ -19,6 +19,27 @@ using namespace pynn;
 
 namespace {
 
+// Direct kernel tests need the code generator; without it they are skipped with a warning.
+bool codegen_available() {
+    if (!compiler::jit::available()) {
+        WARN("no code generator on this machine");
+        return false;
+    }
+    return true;
+}
+
+// Inputs (row a, scalar s, row c), two outputs, and first t0 = a * s: the direct kernel tests'
+// common start.
+compiler::jit::Program row_scalar_row_program() {
+    using namespace compiler::jit;
+    Program p;
+    p.scalar_input = {false, true, false};
+    p.num_outputs = 2;
+    p.instrs.push_back(
+        {OpCode::Mul, 0.0F, {{Value::Input, 0}, {Value::Input, 1}}, {Value::Temp, 0}});
+    return p;
+}
+
 // Restores the switches a test changes.
 struct FlagScope {
     bool jit = Flags::jit();
@@ -239,16 +260,11 @@ TEST_CASE("PYNN_JIT's switch changes how a plan runs, not the plan", "[compiler]
 
 TEST_CASE("generated code reads and writes exactly n elements of each row", "[compiler][jit]") {
     using namespace compiler::jit;
-    if (!available()) {
-        WARN("no code generator on this machine");
+    if (!codegen_available()) {
         return;
     }
     // out0 = relu(a * s) + c, out1 = a - c, and the temporary a * s stored for a reduction.
-    Program p;
-    p.scalar_input = {false, true, false};
-    p.num_outputs = 2;
-    p.instrs.push_back(
-        {OpCode::Mul, 0.0F, {{Value::Input, 0}, {Value::Input, 1}}, {Value::Temp, 0}});
+    Program p = row_scalar_row_program();
     p.instrs.push_back({OpCode::Relu, 0.0F, {{Value::Temp, 0}}, {Value::Temp, 1}});
     p.instrs.push_back(
         {OpCode::Add, 0.0F, {{Value::Temp, 1}, {Value::Input, 2}}, {Value::Output, 0}});
@@ -300,16 +316,11 @@ TEST_CASE("generated code writes outputs over the input rows they replace", "[co
     // last read is at or before the instruction writing over it), with the rows prefetched for
     // writing (Program::written_input). Lengths past the 2 KB prefetch distance and ragged ones.
     using namespace compiler::jit;
-    if (!available()) {
-        WARN("no code generator on this machine");
+    if (!codegen_available()) {
         return;
     }
-    Program p;
-    p.scalar_input = {false, true, false};
+    Program p = row_scalar_row_program();
     p.written_input = {true, false, true};
-    p.num_outputs = 2;
-    p.instrs.push_back(
-        {OpCode::Mul, 0.0F, {{Value::Input, 0}, {Value::Input, 1}}, {Value::Temp, 0}});
     p.instrs.push_back(
         {OpCode::Add, 0.0F, {{Value::Temp, 0}, {Value::Input, 2}}, {Value::Output, 0}});
     p.instrs.push_back(
