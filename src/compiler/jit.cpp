@@ -3,15 +3,27 @@
 //
 // Generated function, System V ABI: rdi = in, rsi = out, rdx = n.
 //   r8  element index j          r10 n            r11 n rounded down to whole vectors
-//   k1  the last vector's mask   up to 10 row pointers (input rows, output rows, stored values)
+//   up to 10 row pointers (input rows, output rows, stored values)
+// AVX-512 (16 floats per vector):
+//   k1  the last vector's mask
 //   zmm28 0.0, zmm29 1.0, zmm30 sign bits, zmm31 scratch; broadcast scalars next, from zmm27 down;
 //   program values in the rest, from zmm0 up, each freed after its last use.
-// The loop body is emitted twice: once for whole vectors, once masked for the last n % 16.
+// AVX2 (8 floats per vector; for CPUs without AVX-512, or PYNN_JIT_ISA=avx2):
+//   ymm11 the last vector's mask (all ones in its valid lanes), ymm12 0.0, ymm13 1.0, ymm14 sign
+//   bits, ymm15 scratch (compare results); program values in ymm0-10. Scalars wait in a stack
+//   slot and are broadcast into a value register where an instruction reads them: with 16
+//   registers, keeping Adam's six scalars in registers would leave too few for its values.
+// The loop body is emitted twice: once for whole vectors, once masked for the last n % width.
 #include "compiler/jit.hpp"
 
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <optional>
+#include <string>
+
+#include "pynn/error.hpp"
 
 #if defined(PYNN_HAVE_XBYAK)
 #include <xbyak/xbyak.h>
@@ -24,11 +36,18 @@ namespace pynn::compiler::jit {
 
 namespace {
 
-constexpr int kZero = 28;
-constexpr int kOne = 29;
-constexpr int kSign = 30;
-constexpr int kScratch = 31;
-constexpr std::size_t kVector = 16;  // floats per zmm
+// The reserved registers of each instruction set (see the layout above).
+struct Layout {
+    int zero;
+    int one;
+    int sign;
+    int scratch;
+    int values;         // registers [0, values) hold program values (and, on AVX-512, scalars)
+    std::size_t vector; // floats per register
+};
+constexpr Layout kAvx512{28, 29, 30, 31, 28, 16};
+constexpr Layout kAvx2{12, 13, 14, 15, 11, 8};
+constexpr int kAvx2Mask = 11;
 constexpr int kPrefetchBytes = 2048; // how far ahead input rows are prefetched
 
 // AVX-512 comparison predicates: the ones xsimd's batch operators use, except not-equal.
@@ -99,9 +118,10 @@ Ssa to_ssa(const Program& p) {
 
 class Generator final : public Xbyak::CodeGenerator, public Kernel {
 public:
-    explicit Generator(const Program& p)
+    Generator(const Program& p, Isa isa)
         : Xbyak::CodeGenerator(4096 + 512 * p.instrs.size(), Xbyak::DontSetProtectRWE),
-          m_program(p), m_ssa(to_ssa(p)) {}
+          m_program(p), m_ssa(to_ssa(p)), m_avx2(isa == Isa::Avx2),
+          m_reg(m_avx2 ? kAvx2 : kAvx512) {}
 
     // Emits the function; false when it needs more registers than there are.
     bool generate() {
@@ -129,36 +149,68 @@ public:
         for (bool s : m_program.scalar_input) {
             scalars += s ? 1 : 0;
         }
-        // Too many rows for the pointer registers, or scalars leaving too few for values: the
-        // interpreter takes it (register allocation below may still give up too).
-        if (rows.size() > std::size(pool) || scalars + 4 > static_cast<std::size_t>(kZero)) {
+        // Too many rows for the pointer registers, or (AVX-512) scalars leaving too few
+        // registers for values: the interpreter takes it (register allocation below may still
+        // give up too).
+        if (rows.size() > std::size(pool) ||
+            (!m_avx2 && scalars + 4 > static_cast<std::size_t>(m_reg.values))) {
             return false;
         }
-        m_free_limit = kZero - static_cast<int>(scalars);
+        m_free_limit = m_avx2 ? m_reg.values : m_reg.values - static_cast<int>(scalars);
 
         for (const Reg64& r : {rbx, rbp, r12, r13, r14, r15}) {
             push(r);
         }
+        const int vector = static_cast<int>(m_reg.vector);
         mov(r10, rdx);
         mov(r11, rdx);
-        and_(r11, -static_cast<int>(kVector));
-        mov(rcx, rdx); // k1 = the low n % 16 bits
-        and_(ecx, static_cast<int>(kVector - 1));
-        mov(eax, 1);
-        shl(eax, cl);
-        dec(eax);
-        kmovw(k1, eax);
-        vpxord(Zmm(kZero), Zmm(kZero), Zmm(kZero));
-        mov(eax, 0x3F800000); // 1.0F
-        vpbroadcastd(Zmm(kOne), eax);
-        mov(eax, 0x80000000U);
-        vpbroadcastd(Zmm(kSign), eax);
-        int next_scalar = kZero - 1;
-        for (std::size_t k = 0; k < m_program.scalar_input.size(); ++k) {
-            if (m_program.scalar_input[k]) {
-                m_scalar_reg[k] = next_scalar--;
-                mov(rax, ptr[rdi + 8 * k]);
-                vbroadcastss(Zmm(m_scalar_reg[k]), ptr[rax]);
+        and_(r11, -vector);
+        mov(rcx, rdx);
+        and_(ecx, vector - 1); // n % vector
+        if (m_avx2) {
+            // ymm11 lane i = n % 8 > i ? all ones : 0; the scalars' stack slots below rsp's
+            // 16-byte alignment.
+            vmovd(Xmm(kAvx2Mask), ecx);
+            vpbroadcastd(Ymm(kAvx2Mask), Xmm(kAvx2Mask));
+            vpcmpgtd(Ymm(kAvx2Mask), Ymm(kAvx2Mask), ptr[rip + m_lanes]);
+            vxorps(Ymm(m_reg.zero), Ymm(m_reg.zero), Ymm(m_reg.zero));
+            mov(eax, 0x3F800000); // 1.0F
+            vmovd(Xmm(m_reg.one), eax);
+            vbroadcastss(Ymm(m_reg.one), Xmm(m_reg.one));
+            mov(eax, 0x80000000U);
+            vmovd(Xmm(m_reg.sign), eax);
+            vbroadcastss(Ymm(m_reg.sign), Xmm(m_reg.sign));
+            m_stack_bytes = static_cast<int>((4 * scalars + 15) / 16 * 16);
+            if (m_stack_bytes > 0) {
+                sub(rsp, m_stack_bytes);
+            }
+            int slot = 0;
+            for (std::size_t k = 0; k < m_program.scalar_input.size(); ++k) {
+                if (m_program.scalar_input[k]) {
+                    m_scalar_slot[k] = slot;
+                    mov(rax, ptr[rdi + 8 * k]);
+                    mov(eax, dword[rax]);
+                    mov(dword[rsp + 4 * slot], eax);
+                    ++slot;
+                }
+            }
+        } else {
+            mov(eax, 1); // k1 = the low n % 16 bits
+            shl(eax, cl);
+            dec(eax);
+            kmovw(k1, eax);
+            vpxord(Zmm(m_reg.zero), Zmm(m_reg.zero), Zmm(m_reg.zero));
+            mov(eax, 0x3F800000); // 1.0F
+            vpbroadcastd(Zmm(m_reg.one), eax);
+            mov(eax, 0x80000000U);
+            vpbroadcastd(Zmm(m_reg.sign), eax);
+            int next_scalar = m_reg.values - 1;
+            for (std::size_t k = 0; k < m_program.scalar_input.size(); ++k) {
+                if (m_program.scalar_input[k]) {
+                    m_scalar_reg[k] = next_scalar--;
+                    mov(rax, ptr[rdi + 8 * k]);
+                    vbroadcastss(Zmm(m_scalar_reg[k]), ptr[rax]);
+                }
             }
         }
         for (std::size_t r = 0; r < rows.size(); ++r) {
@@ -176,7 +228,7 @@ public:
         if (!body(false)) {
             return false;
         }
-        add(r8, static_cast<int>(kVector));
+        add(r8, vector);
         jmp(loop, T_NEAR);
         L(tail);
         cmp(r8, r10);
@@ -186,10 +238,20 @@ public:
         }
         L(done);
         vzeroupper();
+        if (m_stack_bytes > 0) {
+            add(rsp, m_stack_bytes);
+        }
         for (const Reg64& r : {r15, r14, r13, r12, rbp, rbx}) {
             pop(r);
         }
         ret();
+        if (m_avx2) { // 0, 1, ..., 7: compared with n % 8 for the last vector's mask
+            align(32);
+            L(m_lanes);
+            for (std::uint32_t i = 0; i < 8; ++i) {
+                dd(i);
+            }
+        }
         for (std::size_t i = 0; i < m_slopes.size(); ++i) { // LeakyRelu's slopes, as data
             align(4);
             L(*m_slopes[i].second);
@@ -205,6 +267,11 @@ public:
 
 private:
     Xbyak::Address row_at(std::size_t row) { return ptr[m_row_reg[row] + r8 * 4]; }
+
+    // Register i as this instruction set's vector register.
+    Xbyak::Xmm vec(int i) const {
+        return m_avx2 ? Xbyak::Xmm(Xbyak::Ymm(i)) : Xbyak::Xmm(Xbyak::Zmm(i));
+    }
 
     // One pass of the program over the vector at r8 (masked by k1 for the last one).
     bool body(bool masked) {
@@ -223,10 +290,12 @@ private:
             return r;
         };
         auto store = [&](std::size_t row, int r) {
-            if (masked) {
-                vmovups(row_at(row) | k1, Zmm(r));
+            if (!masked) {
+                vmovups(row_at(row), vec(r));
+            } else if (m_avx2) {
+                vmaskmovps(row_at(row), Ymm(kAvx2Mask), Ymm(r));
             } else {
-                vmovups(row_at(row), Zmm(r));
+                vmovups(row_at(row) | k1, Zmm(r));
             }
         };
         for (std::size_t i = 0; i < m_program.instrs.size(); ++i) {
@@ -235,9 +304,20 @@ private:
                 return false;
             }
             std::vector<int> a;
+            std::vector<int> broadcasts; // AVX2: registers this instruction's scalars were put in
             for (std::size_t v : m_ssa.args[i]) {
-                if (v < m_ssa.inputs && m_program.scalar_input[v]) {
+                if (v < m_ssa.inputs && m_program.scalar_input[v] && !m_avx2) {
                     a.push_back(m_scalar_reg.at(v));
+                    continue;
+                }
+                if (v < m_ssa.inputs && m_program.scalar_input[v]) {
+                    const std::optional<int> r = take();
+                    if (!r) {
+                        return false;
+                    }
+                    vbroadcastss(Ymm(*r), dword[rsp + 4 * m_scalar_slot.at(v)]);
+                    broadcasts.push_back(*r);
+                    a.push_back(*r);
                     continue;
                 }
                 if (reg[v] < 0) { // an input row, loaded at its first use
@@ -247,10 +327,12 @@ private:
                     }
                     reg[v] = *r;
                     const Address at = row_at(m_input_row.at(v));
-                    if (masked) {
+                    if (masked && m_avx2) {
+                        vmaskmovps(Ymm(*r), Ymm(kAvx2Mask), at); // masked lanes read as 0
+                    } else if (masked) {
                         vmovups(Zmm(*r) | k1 | T_z, at);
                     } else {
-                        vmovups(Zmm(*r), at);
+                        vmovups(vec(*r), at);
                         // Rows streamed from memory: the 8-op chain over 16M floats 9.7 -> 5.9
                         // ms (1024 bytes ahead: 7.4; 4096: 6.2); in cache and L3 (Adam) no
                         // change. A prefetch past the row's end is only a hint, never a fault.
@@ -278,6 +360,7 @@ private:
                     reg[v] = -2; // freed once, even when an instruction reads it twice
                 }
             }
+            free_regs.insert(free_regs.end(), broadcasts.begin(), broadcasts.end());
             if (!d) {
                 d = take();
             }
@@ -305,21 +388,40 @@ private:
         return true;
     }
 
+    // The ops both instruction sets write alike: arithmetic, max/min, sqrt, relu.
+    bool emit_common(const Instr& in, const Xbyak::Xmm& z, const std::vector<int>& a) {
+        auto x = [&](std::size_t k) { return vec(a[k]); };
+        switch (in.op) {
+        case OpCode::Copy: vmovaps(z, x(0)); return true;
+        case OpCode::Add: vaddps(z, x(0), x(1)); return true;
+        case OpCode::Sub: vsubps(z, x(0), x(1)); return true;
+        case OpCode::Mul: vmulps(z, x(0), x(1)); return true;
+        case OpCode::Div: vdivps(z, x(0), x(1)); return true;
+        case OpCode::Sqrt: vsqrtps(z, x(0)); return true;
+        case OpCode::Relu: vmaxps(z, vec(m_reg.zero), x(0)); return true; // 0 > x ? 0 : x
+        default: return false;
+        }
+    }
+
     void emit(const Instr& in, int d, const std::vector<int>& a) {
+        if (emit_common(in, vec(d), a)) {
+            return;
+        }
+        if (m_avx2) {
+            emit_avx2(in, d, a);
+            return;
+        }
         using namespace Xbyak;
         const Zmm z(d);
-        const Zmm s(kScratch);
+        const Zmm s(m_reg.scratch);
+        const Zmm one(m_reg.one);
+        const Zmm zero(m_reg.zero);
         auto x = [&](std::size_t k) { return Zmm(a[k]); };
         auto compare = [&](std::uint8_t predicate) {
             vcmpps(k2, x(0), x(1), predicate);
-            vmovaps(z | k2 | T_z, Zmm(kOne));
+            vmovaps(z | k2 | T_z, one);
         };
         switch (in.op) {
-        case OpCode::Copy: vmovaps(z, x(0)); break;
-        case OpCode::Add: vaddps(z, x(0), x(1)); break;
-        case OpCode::Sub: vsubps(z, x(0), x(1)); break;
-        case OpCode::Mul: vmulps(z, x(0), x(1)); break;
-        case OpCode::Div: vdivps(z, x(0), x(1)); break;
         case OpCode::Maximum: // maxps: a > b ? a : b; then a NaN a is kept (MaximumF)
             vmaxps(z, x(0), x(1));
             vcmpps(k2, x(0), x(0), kUnordQ);
@@ -330,23 +432,19 @@ private:
             vcmpps(k2, x(0), x(0), kUnordQ);
             vmovaps(z | k2, x(0));
             break;
-        case OpCode::Neg: vpxord(z, x(0), Zmm(kSign)); break;
-        case OpCode::Sqrt: vsqrtps(z, x(0)); break;
-        case OpCode::Abs: vpandnd(z, Zmm(kSign), x(0)); break;
-        case OpCode::Relu: vmaxps(z, Zmm(kZero), x(0)); break; // 0 > x ? 0 : x (ReluF)
-        case OpCode::Sign:                                     // (x > 0) - (x < 0)
-            vcmpps(k2, x(0), Zmm(kZero), kGtOQ);
-            vcmpps(k3, x(0), Zmm(kZero), kLtOQ);
-            vmovaps(s | k2 | T_z, Zmm(kOne));
-            vmovaps(z | k3 | T_z, Zmm(kOne));
+        case OpCode::Neg: vpxord(z, x(0), Zmm(m_reg.sign)); break;
+        case OpCode::Abs: vpandnd(z, Zmm(m_reg.sign), x(0)); break;
+        case OpCode::Sign: // (x > 0) - (x < 0)
+            vcmpps(k2, x(0), zero, kGtOQ);
+            vcmpps(k3, x(0), zero, kLtOQ);
+            vmovaps(s | k2 | T_z, one);
+            vmovaps(z | k3 | T_z, one);
             vsubps(z, s, z);
             break;
         case OpCode::LeakyRelu: { // x > 0 ? x : x * slope
-            auto label = std::make_unique<Label>();
-            vcmpps(k2, x(0), Zmm(kZero), kGtOQ);
-            vmulps(z, x(0), ptr_b[rip + *label]);
+            vcmpps(k2, x(0), zero, kGtOQ);
+            vmulps(z, x(0), ptr_b[rip + slope(in.param)]);
             vmovaps(z | k2, x(0));
-            m_slopes.emplace_back(in.param, std::move(label));
             break;
         }
         case OpCode::Eq: compare(kEqOQ); break;
@@ -356,11 +454,70 @@ private:
         case OpCode::Gt: compare(kGtOQ); break;
         case OpCode::Ge: compare(kGeOQ); break;
         case OpCode::Where: // cond != 0 ? a : b
-            vcmpps(k2, x(0), Zmm(kZero), kNeqUQ);
+            vcmpps(k2, x(0), zero, kNeqUQ);
             vblendmps(z | k2, x(2), x(1));
             break;
-        case OpCode::Unsupported: break;
+        default: break;
         }
+    }
+
+    // The same templates without mask registers: a comparison leaves all ones or zeros in each
+    // lane of a vector, which vandps turns into 1.0F or 0.0F and vblendvps selects with.
+    void emit_avx2(const Instr& in, int d, const std::vector<int>& a) {
+        using namespace Xbyak;
+        const Ymm z(d);
+        const Ymm s(m_reg.scratch);
+        const Ymm one(m_reg.one);
+        const Ymm zero(m_reg.zero);
+        auto x = [&](std::size_t k) { return Ymm(a[k]); };
+        auto compare = [&](std::uint8_t predicate) {
+            vcmpps(z, x(0), x(1), predicate);
+            vandps(z, z, one);
+        };
+        switch (in.op) {
+        case OpCode::Maximum: // z is not an operand (needs_own_destination)
+            vmaxps(z, x(0), x(1));
+            vcmpps(s, x(0), x(0), kUnordQ);
+            vblendvps(z, z, x(0), s);
+            break;
+        case OpCode::Minimum:
+            vminps(z, x(0), x(1));
+            vcmpps(s, x(0), x(0), kUnordQ);
+            vblendvps(z, z, x(0), s);
+            break;
+        case OpCode::Neg: vxorps(z, x(0), Ymm(m_reg.sign)); break;
+        case OpCode::Abs: vandnps(z, Ymm(m_reg.sign), x(0)); break;
+        case OpCode::Sign:
+            vcmpps(s, x(0), zero, kGtOQ);
+            vandps(s, s, one);
+            vcmpps(z, x(0), zero, kLtOQ);
+            vandps(z, z, one);
+            vsubps(z, s, z);
+            break;
+        case OpCode::LeakyRelu:
+            vcmpps(s, x(0), zero, kGtOQ);
+            vbroadcastss(z, dword[rip + slope(in.param)]);
+            vmulps(z, z, x(0));
+            vblendvps(z, z, x(0), s);
+            break;
+        case OpCode::Eq: compare(kEqOQ); break;
+        case OpCode::Ne: compare(kNeqUQ); break;
+        case OpCode::Lt: compare(kLtOQ); break;
+        case OpCode::Le: compare(kLeOQ); break;
+        case OpCode::Gt: compare(kGtOQ); break;
+        case OpCode::Ge: compare(kGeOQ); break;
+        case OpCode::Where:
+            vcmpps(s, x(0), zero, kNeqUQ);
+            vblendvps(z, x(2), x(1), s);
+            break;
+        default: break;
+        }
+    }
+
+    // A label for a LeakyRelu slope, emitted as data after the code.
+    const Xbyak::Label& slope(float value) {
+        m_slopes.emplace_back(value, std::make_unique<Xbyak::Label>());
+        return *m_slopes.back().second;
     }
 
     Program m_program;
@@ -369,27 +526,34 @@ private:
     std::map<std::size_t, std::size_t> m_input_row;  // input -> row
     std::map<std::size_t, std::size_t> m_output_row; // output -> row
     std::vector<std::size_t> m_store_row;            // store -> row
-    std::map<std::size_t, int> m_scalar_reg;         // input -> zmm
+    bool m_avx2;
+    Layout m_reg;
+    int m_stack_bytes = 0;                            // AVX2: the scalars' stack slots
+    Xbyak::Label m_lanes;                             // AVX2: 0..7, for the last vector's mask
+    std::map<std::size_t, int> m_scalar_reg;         // AVX-512: input -> zmm
+    std::map<std::size_t, int> m_scalar_slot;        // AVX2: input -> stack slot (4 bytes)
     std::vector<Xbyak::Reg64> m_row_reg;
     std::vector<std::pair<float, std::unique_ptr<Xbyak::Label>>> m_slopes;
 };
 
 } // namespace
 
-bool available() {
-    static const bool yes = [] {
-        const Xbyak::util::Cpu cpu;
-        return cpu.has(Xbyak::util::Cpu::tAVX512F);
-    }();
-    return yes;
+bool supports(Isa isa) {
+    static const Xbyak::util::Cpu cpu;
+    switch (isa) {
+    case Isa::Avx512: return cpu.has(Xbyak::util::Cpu::tAVX512F);
+    case Isa::Avx2: return cpu.has(Xbyak::util::Cpu::tAVX2);
+    case Isa::None: return true;
+    }
+    return false;
 }
 
-std::shared_ptr<const Kernel> compile(const Program& program) {
-    if (!available() || program.instrs.empty()) {
+std::shared_ptr<const Kernel> compile(const Program& program, Isa isa) {
+    if (isa == Isa::None || !supports(isa) || program.instrs.empty()) {
         return nullptr;
     }
     try {
-        auto gen = std::make_shared<Generator>(program);
+        auto gen = std::make_shared<Generator>(program, isa);
         if (!gen->generate()) {
             return nullptr;
         }
@@ -401,9 +565,65 @@ std::shared_ptr<const Kernel> compile(const Program& program) {
 
 #else // no code generator in this build
 
-bool available() { return false; }
-std::shared_ptr<const Kernel> compile(const Program&) { return nullptr; }
+bool supports(Isa isa) { return isa == Isa::None; }
+std::shared_ptr<const Kernel> compile(const Program&, Isa) { return nullptr; }
 
 #endif
+
+namespace {
+
+const char* name_of(Isa isa) {
+    switch (isa) {
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx2: return "avx2";
+    case Isa::None: return "none";
+    }
+    return "?";
+}
+
+// PYNN_JIT_ISA's choice, else the widest this machine runs.
+Isa initial_isa() {
+    const char* env = std::getenv("PYNN_JIT_ISA");
+    if (env == nullptr || *env == '\0') {
+        for (Isa isa : {Isa::Avx512, Isa::Avx2}) {
+            if (supports(isa)) {
+                return isa;
+            }
+        }
+        return Isa::None;
+    }
+    const std::string want = env;
+    for (Isa isa : {Isa::Avx512, Isa::Avx2, Isa::None}) {
+        if (want == name_of(isa)) {
+            if (!supports(isa)) {
+                throw ValueError("PYNN_JIT_ISA=" + want +
+                                 ": this machine (or build) cannot run that code");
+            }
+            return isa;
+        }
+    }
+    throw ValueError("PYNN_JIT_ISA=" + want + ": expected avx512, avx2 or none");
+}
+
+std::atomic<int>& chosen() {
+    static std::atomic<int> isa{static_cast<int>(initial_isa())};
+    return isa;
+}
+
+} // namespace
+
+Isa isa() { return static_cast<Isa>(chosen().load(std::memory_order_relaxed)); }
+
+void set_isa(Isa isa) {
+    if (!supports(isa)) {
+        throw ValueError(std::string("jit::set_isa(") + name_of(isa) +
+                         "): this machine (or build) cannot run that code");
+    }
+    chosen().store(static_cast<int>(isa), std::memory_order_relaxed);
+}
+
+bool available() { return isa() != Isa::None; }
+
+std::shared_ptr<const Kernel> compile(const Program& program) { return compile(program, isa()); }
 
 } // namespace pynn::compiler::jit

@@ -1,4 +1,4 @@
-// Machine code for a fused elementwise region (float32, x86-64 with AVX-512, via xbyak).
+// Machine code for a fused elementwise region (float32, x86-64 with AVX-512 or AVX2, via xbyak).
 //
 // Why: the fused kernel's interpreter (compiler/fuse.cpp) runs a region op by op over 1024-value
 // tiles in L1, so every op loads and stores each value once more. On this project's machines
@@ -84,11 +84,26 @@ protected:
     Fn m_fn = nullptr;
 };
 
-// True when this build has the code generator and the CPU runs AVX-512F.
+// The instruction sets code can be generated for: 16-float zmm vectors with mask registers, or
+// 8-float ymm vectors (CPUs without AVX-512). None: no generated code, the interpreter runs.
+enum class Isa : std::uint8_t { None, Avx2, Avx512 };
+
+// True when this build has the code generator and the CPU runs `isa` (None: always).
+bool supports(Isa isa);
+
+// The instruction set compile() generates for: PYNN_JIT_ISA's (avx512, avx2 or none) when set,
+// else the widest this machine runs. Throws ValueError when PYNN_JIT_ISA names anything else, or
+// a set this machine cannot run. set_isa() changes it for later compiles (tests, benchmarks);
+// regions already compiled keep their code, so clear the plan cache after it.
+Isa isa();
+void set_isa(Isa isa);
+
+// True when isa() is not None.
 bool available();
 
-// The program as machine code, or nullptr when it has an op without a code template, needs
-// more registers than there are, or available() is false.
+// The program as machine code for isa() (or `isa`), or nullptr when it has an op without a
+// code template, needs more registers than there are, or the set is None or not supported.
 std::shared_ptr<const Kernel> compile(const Program& program);
+std::shared_ptr<const Kernel> compile(const Program& program, Isa isa);
 
 } // namespace pynn::compiler::jit
