@@ -53,9 +53,9 @@ public:
     static void set_flush_denormal(bool enabled);
 
     // Fused float32 elementwise regions run as machine code generated for them (x86-64 with
-    // AVX-512; the whole chain in registers), not through the op-by-op interpreter. Regions
-    // with ops it has no code for (exp, log, tanh, sigmoid, pow) and other CPUs always use the
-    // interpreter. Starts from PYNN_JIT=0 when set (for comparison and debugging).
+    // AVX-512 or AVX2, PYNN_JIT_ISA; the whole chain in registers), not through the op-by-op
+    // interpreter. Regions with ops it has no code for (exp, log, tanh, sigmoid, pow) and other
+    // CPUs always use the interpreter. Starts from PYNN_JIT=0 when set (for comparison and debugging).
     static bool jit();
     static void set_jit(bool enabled);
 };

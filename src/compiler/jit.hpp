@@ -4,8 +4,10 @@
 // tiles in L1, so every op loads and stores each value once more. On this project's machines
 // that costs ~2 cycles per op per 16 floats, three times a hand-written loop that keeps the whole
 // chain in registers: Adam's update of the MLP's 784x256 weight took ~0.3 ms against ~0.1 ms.
-// compile() turns the same program into a loop over 16-float vectors that loads each input
-// once, keeps every intermediate in a zmm register and stores only the region's outputs.
+// compile() turns the same program into a loop over 16-float zmm vectors (8-float ymm vectors
+// on CPUs with AVX2 but not AVX-512) that loads each input once, keeps every intermediate in a
+// register and stores only the region's outputs. With AVX2 code Adam's update took 101 us
+// against 236 us interpreted, in a build for AVX2 (-march=haswell) on this project's machine.
 //
 // The generated code computes exactly what the interpreter computes, op by op: the same IEEE
 // operations (no contraction into FMAs) and the functors' rules for NaN and signed zero
