@@ -355,7 +355,7 @@ public:
         for (std::size_t k : inputs) {
             kernel->m_written_inputs.at(k) = true;
         }
-        kernel->compile_region();
+        kernel->compile_region(m_jit->isa()); // as this region's code, whatever isa() is now
         return kernel;
     }
 
@@ -511,7 +511,7 @@ private:
 
     // The program as machine code (float32 only; see compiler/jit.hpp). Reductions fused after
     // the program read their source from memory, so a temporary one reads is stored too.
-    void compile_region() {
+    void compile_region(jit::Isa isa = jit::isa()) {
         m_jit_stores.clear(); // a copy (overwriting()) compiles again
         jit::Program p;
         for (Mode m : m_modes) {
@@ -532,7 +532,7 @@ private:
             }
         }
         m_jit_outputs = p.num_outputs;
-        m_jit = jit::compile(p);
+        m_jit = jit::compile(p, isa);
     }
 
     static void fold(const Epilogue& e, const T* v, std::size_t start, std::size_t len, T* out) {

@@ -17,6 +17,7 @@
 #include "compiler/jit.hpp"
 
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -116,12 +117,20 @@ Ssa to_ssa(const Program& p) {
     return s;
 }
 
+// PREFETCHW (Broadwell and later, every AMD64 CPU of the AVX era); older CPUs get prefetcht0.
+bool has_prefetchw() {
+    static const bool yes = Xbyak::util::Cpu().has(Xbyak::util::Cpu::tPREFETCHW);
+    return yes;
+}
+
 class Generator final : public Xbyak::CodeGenerator, public Kernel {
 public:
     Generator(const Program& p, Isa isa)
         : Xbyak::CodeGenerator(4096 + 512 * p.instrs.size(), Xbyak::DontSetProtectRWE),
           m_program(p), m_ssa(to_ssa(p)), m_avx2(isa == Isa::Avx2),
-          m_reg(m_avx2 ? kAvx2 : kAvx512) {}
+          m_reg(m_avx2 ? kAvx2 : kAvx512) {
+        m_isa = isa;
+    }
 
     // Emits the function; false when it needs more registers than there are.
     bool generate() {
@@ -168,8 +177,8 @@ public:
         mov(rcx, rdx);
         and_(ecx, vector - 1); // n % vector
         if (m_avx2) {
-            // ymm11 lane i = n % 8 > i ? all ones : 0; the scalars' stack slots below rsp's
-            // 16-byte alignment.
+            // ymm11 lane i = n % 8 > i ? all ones : 0. The scalars' slots (4 bytes each, read
+            // only by vbroadcastss) are below rsp, which need not be aligned here.
             vmovd(Xmm(kAvx2Mask), ecx);
             vpbroadcastd(Ymm(kAvx2Mask), Xmm(kAvx2Mask));
             vpcmpgtd(Ymm(kAvx2Mask), Ymm(kAvx2Mask), ptr[rip + m_lanes]);
@@ -338,7 +347,8 @@ private:
                         // change. A prefetch past the row's end is only a hint, never a fault.
                         const Address ahead =
                             ptr[m_row_reg[m_input_row.at(v)] + r8 * 4 + kPrefetchBytes];
-                        if (v < m_program.written_input.size() && m_program.written_input[v]) {
+                        if (v < m_program.written_input.size() && m_program.written_input[v] &&
+                            has_prefetchw()) {
                             prefetchw(ahead);
                         } else {
                             prefetcht0(ahead);
@@ -349,7 +359,12 @@ private:
             }
             std::optional<int> d;
             if (needs_own_destination(in.op)) {
+                // Not an operand's register even when one dies here: these templates write
+                // their destination before their last read. None free: the interpreter runs.
                 d = take();
+                if (!d) {
+                    return false;
+                }
             }
             // Registers of values read for the last time are free for the result: the other
             // templates read their operands before they write their destination.
@@ -581,43 +596,69 @@ const char* name_of(Isa isa) {
     return "?";
 }
 
-// PYNN_JIT_ISA's choice, else the widest this machine runs.
-Isa initial_isa() {
-    const char* env = std::getenv("PYNN_JIT_ISA");
-    if (env == nullptr || *env == '\0') {
-        for (Isa isa : {Isa::Avx512, Isa::Avx2}) {
-            if (supports(isa)) {
-                return isa;
-            }
-        }
-        return Isa::None;
-    }
-    const std::string want = env;
-    for (Isa isa : {Isa::Avx512, Isa::Avx2, Isa::None}) {
-        if (want == name_of(isa)) {
-            if (!supports(isa)) {
-                throw ValueError("PYNN_JIT_ISA=" + want +
-                                 ": this machine (or build) cannot run that code");
-            }
+Isa widest() {
+    for (Isa isa : {Isa::Avx512, Isa::Avx2}) {
+        if (supports(isa)) {
             return isa;
         }
     }
-    throw ValueError("PYNN_JIT_ISA=" + want + ": expected avx512, avx2 or none");
+    return Isa::None;
 }
 
-std::atomic<int>& chosen() {
-    static std::atomic<int> isa{static_cast<int>(initial_isa())};
+constexpr int kUnset = -1;
+
+std::atomic<int>& chosen() { // an Isa, or kUnset until set_isa()
+    static std::atomic<int> isa{kUnset};
     return isa;
 }
 
 } // namespace
 
-Isa isa() { return static_cast<Isa>(chosen().load(std::memory_order_relaxed)); }
+Isa parse_isa(const std::string& text) {
+    std::string want;
+    for (const char c : text) {
+        want += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    for (Isa isa : {Isa::Avx512, Isa::Avx2, Isa::None}) {
+        if (want == name_of(isa)) {
+            if (!supports(isa)) {
+                throw ValueError("PYNN_JIT_ISA=" + text + ": this CPU (or this build, without " +
+                                 "xbyak) cannot run " + name_of(isa) + " code; the widest it " +
+                                 "runs is " + name_of(widest()));
+            }
+            return isa;
+        }
+    }
+    throw ValueError("PYNN_JIT_ISA=" + text + ": expected avx512, avx2 or none");
+}
+
+Isa isa() {
+    const int set = chosen().load(std::memory_order_relaxed);
+    if (set != kUnset) {
+        return static_cast<Isa>(set);
+    }
+    // Read once; a bad value throws at every compile, where the user sees it, until set_isa().
+    static const std::optional<Isa> from_env = []() -> std::optional<Isa> {
+        const char* env = std::getenv("PYNN_JIT_ISA");
+        if (env == nullptr || *env == '\0') {
+            return widest();
+        }
+        try {
+            return parse_isa(env);
+        } catch (const ValueError&) {
+            return std::nullopt;
+        }
+    }();
+    if (!from_env) {
+        return parse_isa(std::getenv("PYNN_JIT_ISA")); // throws its error again
+    }
+    return *from_env;
+}
 
 void set_isa(Isa isa) {
     if (!supports(isa)) {
-        throw ValueError(std::string("jit::set_isa(") + name_of(isa) +
-                         "): this machine (or build) cannot run that code");
+        throw ValueError(std::string("jit::set_isa(") + name_of(isa) + "): this CPU (or build) " +
+                         "cannot run that code; the widest it runs is " + name_of(widest()));
     }
     chosen().store(static_cast<int>(isa), std::memory_order_relaxed);
 }

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace pynn::compiler::jit {
@@ -76,14 +77,18 @@ struct Program {
 // A compiled region. run(in, out, n) computes elements [0, n) of a tile: in[k] is input k's row
 // (or its scalar), out[o] output o's row for o < num_outputs, and out[num_outputs + s] where
 // stores[s] goes. Rows need no alignment; n may be any count (a masked last vector).
+enum class Isa : std::uint8_t;
+
 class Kernel {
 public:
     using Fn = void (*)(const float* const* in, float* const* out, std::size_t n);
     virtual ~Kernel() = default;
     void run(const float* const* in, float* const* out, std::size_t n) const { m_fn(in, out, n); }
+    Isa isa() const { return m_isa; } // the instruction set the code is for
 
 protected:
     Fn m_fn = nullptr;
+    Isa m_isa{};
 };
 
 // The instruction sets code can be generated for: 16-float zmm vectors with mask registers, or
@@ -93,12 +98,17 @@ enum class Isa : std::uint8_t { None, Avx2, Avx512 };
 // True when this build has the code generator and the CPU runs `isa` (None: always).
 bool supports(Isa isa);
 
-// The instruction set compile() generates for: PYNN_JIT_ISA's (avx512, avx2 or none) when set,
-// else the widest this machine runs. Throws ValueError when PYNN_JIT_ISA names anything else, or
-// a set this machine cannot run. set_isa() changes it for later compiles (tests, benchmarks);
-// regions already compiled keep their code, so clear the plan cache after it.
+// The instruction set compile() generates for: set_isa()'s, else PYNN_JIT_ISA's (avx512, avx2
+// or none, any case) when set, else the widest this machine runs. set_isa() changes it for later
+// compiles (tests, benchmarks): regions already compiled keep their code, so clear the plan cache
+// after it. Throws ValueError for an instruction set this machine cannot run, and isa() throws
+// parse_isa()'s error for a bad PYNN_JIT_ISA until set_isa() is called.
 Isa isa();
 void set_isa(Isa isa);
+
+// PYNN_JIT_ISA's value as an instruction set; ValueError naming the variable when it is not
+// one of the names, or names one this machine cannot run.
+Isa parse_isa(const std::string& text);
 
 // True when isa() is not None.
 bool available();
