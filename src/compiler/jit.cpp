@@ -177,8 +177,8 @@ public:
         mov(rcx, rdx);
         and_(ecx, vector - 1); // n % vector
         if (m_avx2) {
-            // ymm11 lane i = n % 8 > i ? all ones : 0. The scalars' slots (4 bytes each, read
-            // only by vbroadcastss) are below rsp, which need not be aligned here.
+            // ymm11 lane i = n % 8 > i ? all ones : 0. The scalars' slots (4 bytes each from
+            // rsp, read only by vbroadcastss) need no alignment; no call is made.
             vmovd(Xmm(kAvx2Mask), ecx);
             vpbroadcastd(Ymm(kAvx2Mask), Xmm(kAvx2Mask));
             vpcmpgtd(Ymm(kAvx2Mask), Ymm(kAvx2Mask), ptr[rip + m_lanes]);
