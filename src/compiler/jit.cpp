@@ -60,6 +60,19 @@ constexpr std::uint8_t kUnordQ = 0x03; // either operand NaN
 constexpr std::uint8_t kGeOQ = 0x1D;
 constexpr std::uint8_t kGtOQ = 0x1E;
 
+// The comparison ops' predicates (a lane is 1.0F where it holds), or none for other ops.
+std::optional<std::uint8_t> comparison(OpCode op) {
+    switch (op) {
+    case OpCode::Eq: return kEqOQ;
+    case OpCode::Ne: return kNeqUQ;
+    case OpCode::Lt: return kLtOQ;
+    case OpCode::Le: return kLeOQ;
+    case OpCode::Gt: return kGtOQ;
+    case OpCode::Ge: return kGeOQ;
+    default: return std::nullopt;
+    }
+}
+
 std::size_t arity(OpCode op) {
     switch (op) {
     case OpCode::Copy:
@@ -403,7 +416,7 @@ private:
         return true;
     }
 
-    // The ops both instruction sets write alike: arithmetic, max/min, sqrt, relu.
+    // The ops both instruction sets write alike: copy, arithmetic, sqrt, relu.
     bool emit_common(const Instr& in, const Xbyak::Xmm& z, const std::vector<int>& a) {
         auto x = [&](std::size_t k) { return vec(a[k]); };
         switch (in.op) {
@@ -432,18 +445,19 @@ private:
         const Zmm one(m_reg.one);
         const Zmm zero(m_reg.zero);
         auto x = [&](std::size_t k) { return Zmm(a[k]); };
-        auto compare = [&](std::uint8_t predicate) {
-            vcmpps(k2, x(0), x(1), predicate);
+        if (const std::optional<std::uint8_t> predicate = comparison(in.op)) {
+            vcmpps(k2, x(0), x(1), *predicate);
             vmovaps(z | k2 | T_z, one);
-        };
+            return;
+        }
         switch (in.op) {
         case OpCode::Maximum: // maxps: a > b ? a : b; then a NaN a is kept (MaximumF)
-            vmaxps(z, x(0), x(1));
-            vcmpps(k2, x(0), x(0), kUnordQ);
-            vmovaps(z | k2, x(0));
-            break;
         case OpCode::Minimum:
-            vminps(z, x(0), x(1));
+            if (in.op == OpCode::Maximum) {
+                vmaxps(z, x(0), x(1));
+            } else {
+                vminps(z, x(0), x(1));
+            }
             vcmpps(k2, x(0), x(0), kUnordQ);
             vmovaps(z | k2, x(0));
             break;
@@ -462,12 +476,6 @@ private:
             vmovaps(z | k2, x(0));
             break;
         }
-        case OpCode::Eq: compare(kEqOQ); break;
-        case OpCode::Ne: compare(kNeqUQ); break;
-        case OpCode::Lt: compare(kLtOQ); break;
-        case OpCode::Le: compare(kLeOQ); break;
-        case OpCode::Gt: compare(kGtOQ); break;
-        case OpCode::Ge: compare(kGeOQ); break;
         case OpCode::Where: // cond != 0 ? a : b
             vcmpps(k2, x(0), zero, kNeqUQ);
             vblendmps(z | k2, x(2), x(1));
@@ -485,18 +493,19 @@ private:
         const Ymm one(m_reg.one);
         const Ymm zero(m_reg.zero);
         auto x = [&](std::size_t k) { return Ymm(a[k]); };
-        auto compare = [&](std::uint8_t predicate) {
-            vcmpps(z, x(0), x(1), predicate);
+        if (const std::optional<std::uint8_t> predicate = comparison(in.op)) {
+            vcmpps(z, x(0), x(1), *predicate);
             vandps(z, z, one);
-        };
+            return;
+        }
         switch (in.op) {
         case OpCode::Maximum: // z is not an operand (needs_own_destination)
-            vmaxps(z, x(0), x(1));
-            vcmpps(s, x(0), x(0), kUnordQ);
-            vblendvps(z, z, x(0), s);
-            break;
         case OpCode::Minimum:
-            vminps(z, x(0), x(1));
+            if (in.op == OpCode::Maximum) {
+                vmaxps(z, x(0), x(1));
+            } else {
+                vminps(z, x(0), x(1));
+            }
             vcmpps(s, x(0), x(0), kUnordQ);
             vblendvps(z, z, x(0), s);
             break;
@@ -515,12 +524,6 @@ private:
             vmulps(z, z, x(0));
             vblendvps(z, z, x(0), s);
             break;
-        case OpCode::Eq: compare(kEqOQ); break;
-        case OpCode::Ne: compare(kNeqUQ); break;
-        case OpCode::Lt: compare(kLtOQ); break;
-        case OpCode::Le: compare(kLeOQ); break;
-        case OpCode::Gt: compare(kGtOQ); break;
-        case OpCode::Ge: compare(kGeOQ); break;
         case OpCode::Where:
             vcmpps(s, x(0), zero, kNeqUQ);
             vblendvps(z, x(2), x(1), s);
@@ -637,22 +640,12 @@ Isa isa() {
     if (set != kUnset) {
         return static_cast<Isa>(set);
     }
-    // Read once; a bad value throws at every compile, where the user sees it, until set_isa().
-    static const std::optional<Isa> from_env = []() -> std::optional<Isa> {
-        const char* env = std::getenv("PYNN_JIT_ISA");
-        if (env == nullptr || *env == '\0') {
-            return widest();
-        }
-        try {
-            return parse_isa(env);
-        } catch (const ValueError&) {
-            return std::nullopt;
-        }
-    }();
-    if (!from_env) {
-        return parse_isa(std::getenv("PYNN_JIT_ISA")); // throws its error again
+    // A bad value throws at every compile, where the user sees it, until set_isa().
+    static const char* const env = std::getenv("PYNN_JIT_ISA");
+    if (env == nullptr || *env == '\0') {
+        return widest();
     }
-    return *from_env;
+    return parse_isa(env);
 }
 
 void set_isa(Isa isa) {
