@@ -6,6 +6,8 @@
 // stream). A ratio table after the usual output pairs every pynn row with its reference. /t1 and
 // /t2 are pynn::Flags threads for pynn and OpenBLAS threads for sgemm (GemmSet: the per-image
 // GEMMs split over the threads); the stream and the loop use one thread.
+// Built with oneDNN (PYNN_BENCH_DNNL), each GEMM row also has a dnnl_sgemm reference: kernels
+// generated at run time for this CPU, i.e. what a tuned vendor library reaches at these shapes.
 // Run: ./build/release/bench/bench_kernels --benchmark_repetitions=5
 #include <cmath>
 #include <cstddef>
@@ -14,6 +16,10 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+#if defined(PYNN_BENCH_HAVE_DNNL)
+#include <dnnl.h>
+#include <omp.h>
+#endif
 
 #include <pynn/pynn.hpp>
 
@@ -86,6 +92,40 @@ void bm_gemm_set(benchmark::State& state, std::vector<GemmShape> shapes, int thr
     state.SetItemsProcessed(as_count(static_cast<double>(state.iterations()) * set.flops()));
 }
 
+#if defined(PYNN_BENCH_HAVE_DNNL)
+// The same product through oneDNN's dnnl_sgemm (row-major, like cblas with CblasRowMajor) on
+// `threads` OpenMP threads.
+void bm_gemm_dnnl(benchmark::State& state, GemmShape s, int threads) {
+    omp_set_num_threads(threads);
+    std::vector<float> av(s.m * s.k);
+    std::vector<float> bv(s.k * s.n);
+    std::vector<float> c(s.m * s.n);
+    for (std::size_t i = 0; i < av.size(); ++i) {
+        av[i] = static_cast<float>(i % 97) / 97.0F - 0.5F;
+    }
+    for (std::size_t i = 0; i < bv.size(); ++i) {
+        bv[i] = static_cast<float>(i % 89) / 89.0F - 0.5F;
+    }
+    const auto dim = [](std::size_t v) { return static_cast<dnnl_dim_t>(v); };
+    auto run = [&] {
+        const dnnl_status_t status = dnnl_sgemm(
+            s.trans_a ? 'T' : 'N', s.trans_b ? 'T' : 'N', dim(s.m), dim(s.n), dim(s.k), 1.0F,
+            av.data(), dim(s.trans_a ? s.m : s.k), bv.data(), dim(s.trans_b ? s.k : s.n), 0.0F,
+            c.data(), dim(s.n));
+        if (status != dnnl_success) {
+            state.SkipWithError("dnnl_sgemm failed");
+        }
+    };
+    run();
+    for (auto _ : state) {
+        run();
+        benchmark::DoNotOptimize(c.data());
+        benchmark::ClobberMemory();
+    }
+    state.SetItemsProcessed(as_count(static_cast<double>(state.iterations()) * s.flops()));
+}
+#endif
+
 // Dense(784, 256, relu) forward as the model runs it: the GEMM with bias + relu fused after it.
 void bm_dense_relu_pynn(benchmark::State& state, std::size_t batch, int threads) {
     pynn::Flags::set_num_threads(threads);
@@ -120,6 +160,13 @@ void register_gemms(RatioReporter& rep) {
                 rep.set_items_unit(pynn_name, "FLOP");
                 rep.set_items_unit(ref_name, "FLOP");
                 rep.add({pynn_name, ref_name, Compare::Time, 0.0});
+#if defined(PYNN_BENCH_HAVE_DNNL)
+                const std::string dnnl_name = base + "_dnnl" + dims;
+                benchmark::RegisterBenchmark(dnnl_name.c_str(), bm_gemm_dnnl, gc.shape, t)
+                    ->UseRealTime();
+                rep.set_items_unit(dnnl_name, "FLOP");
+                rep.add({pynn_name, dnnl_name, Compare::Time, 0.0});
+#endif
             }
             const std::string dense = "BM_dense_relu_pynn" + dims;
             benchmark::RegisterBenchmark(dense.c_str(), bm_dense_relu_pynn, batch, t)

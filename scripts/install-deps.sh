@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs pynn's build dependencies from Debian's archive, only what is missing (idempotent).
-# Usage: scripts/install-deps.sh [--with-data] [--with-torch] [--with-fuzz]
+# Usage: scripts/install-deps.sh [--with-data] [--with-torch] [--with-dnnl] [--with-fuzz]
+#   --with-dnnl  oneDNN, a second GEMM reference for bench/bench_kernels
 #   --with-fuzz  clang and libFuzzer (libclang_rt.fuzzer), for scripts/fuzz.sh
 set -euo pipefail
 
@@ -12,6 +13,7 @@ for arg in "$@"; do
     case "$arg" in
         --with-data) packages+=(dataset-fashion-mnist) ;;
         --with-torch) packages+=(libtorch-dev) ;;
+        --with-dnnl) packages+=(libdnnl-dev) ;;
         --with-fuzz) packages+=(clang libclang-rt-14-dev) ;;
         *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
     esac
