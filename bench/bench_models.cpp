@@ -3,8 +3,12 @@
 // 64), with 1 and 2 threads, each next to its floor, the same step's GEMMs run by cblas_sgemm
 // alone (and, for information, those GEMMs plus the least memory traffic of the Adam update).
 // Also: plan compilation (cold plan cache) apart from the step, and what building the step's
-// graphs and looking their plans up costs per step. Per-step p50/p90 are counters.
+// graphs and looking their plans up costs per step. Per-step p50/p90 are counters. With 2
+// threads, inference is also compared with two independent one-thread passes over half the batch
+// each, run at once (*_infer_halves): a split of the batch with no coordination at all.
 // Run: ./build/release/bench/bench_models --benchmark_repetitions=5
+#include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -12,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -104,6 +109,58 @@ void bm_infer(benchmark::State& state, ModelCase c, int threads) {
     pynn::Flags::set_num_threads(threads);
     PynnModel& m = model_for(c);
     time_steps(state, c, false, [&] { return m.infer(); });
+}
+
+// An inference pass with the batch split over 2 cores and no coordination at all: two one-thread
+// passes over half the batch each, one per core, started together; an iteration ends when both
+// have finished. They share nothing but the weights: no pool, no barrier between layers, no GEMM
+// split. Where pynn's 2-thread pass is as fast as this, what it costs above half of the one-thread
+// time is what two busy cores give each other (the shared L3 and memory, the all-core clock), not
+// pynn's scheduling. (Not a bound: with few rows per core, each core streaming all the weights
+// costs more than pynn's split of a GEMM by depth.) Both passes run the same cached plan, so one
+// of them allocates its own arena per pass (ComputeGraph::run), a few microseconds against it.
+void bm_infer_halves(benchmark::State& state, ModelCase c) {
+    pynn::Flags::set_num_threads(1);
+    const PynnModel& m = model_for(c);
+    const Tensor halves[2] = {Tensor::from_values(pynn_bench::make_batch(c.batch / 2, 1).x),
+                              Tensor::from_values(pynn_bench::make_batch(c.batch / 2, 2).x)};
+    auto pass = [&m](const Tensor& x) {
+        const pynn::NoGradGuard no_grad; // per thread
+        const xt::xarray<float> out = m.model(x).values<float>();
+        return out(0, 0);
+    };
+    std::barrier sync(2);
+    std::atomic<bool> done{false};
+    std::thread helper([&] {
+        for (;;) {
+            sync.arrive_and_wait(); // go (or stop)
+            if (done.load()) {
+                return;
+            }
+            benchmark::DoNotOptimize(pass(halves[1]));
+            sync.arrive_and_wait(); // finished
+        }
+    });
+    auto both = [&] {
+        sync.arrive_and_wait();
+        benchmark::DoNotOptimize(pass(halves[0]));
+        sync.arrive_and_wait();
+    };
+    for (int i = 0; i < 2; ++i) {
+        both(); // plan compiled, caches warm
+    }
+    Samples samples;
+    for (auto _ : state) {
+        samples.start();
+        both();
+        samples.stop();
+    }
+    done.store(true);
+    sync.arrive_and_wait();
+    helper.join();
+    samples.report(state);
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) *
+                            static_cast<std::int64_t>(c.batch));
 }
 
 // The floor: the step's GEMMs (per-image GEMMs for the convolutions), cblas_sgemm alone on
@@ -238,6 +295,16 @@ void register_all(RatioReporter& rep) {
                 rep.set_items_unit(name, "samples");
                 rep.set_items_unit(floor, "samples");
                 rep.add({name, floor, Compare::Time, training ? 1.25 : 0.0});
+                if (!training && t == 2) {
+                    const std::string halves = case_name(c, "infer_halves") + suffix;
+                    auto* h = benchmark::RegisterBenchmark(halves.c_str(), bm_infer_halves, c);
+                    h->UseRealTime()->Unit(benchmark::kMillisecond);
+                    if (heavy) {
+                        h->MinTime(1.0);
+                    }
+                    rep.set_items_unit(halves, "samples");
+                    rep.add({name, halves, Compare::Time, 0.0});
+                }
                 if (training) {
                     const std::string adam = case_name(c, "train_floor_sgemm_adam_stream") + suffix;
                     benchmark::RegisterBenchmark(adam.c_str(), bm_floor, c, true, t, true)
