@@ -117,6 +117,15 @@ void bm_gemm_dnnl(benchmark::State& state, GemmShape s, int threads) {
         }
     };
     run();
+    // A reference must compute the product: checked once against cblas_sgemm.
+    std::vector<float> expected(c.size());
+    pynn_bench::sgemm(s, av.data(), bv.data(), expected.data(), false);
+    for (std::size_t i = 0; i < c.size(); ++i) {
+        if (std::abs(c[i] - expected[i]) > 1e-3F * (1.0F + std::abs(expected[i]))) {
+            state.SkipWithError("dnnl_sgemm's product differs from cblas_sgemm's");
+            return;
+        }
+    }
     for (auto _ : state) {
         run();
         benchmark::DoNotOptimize(c.data());
